@@ -1,0 +1,46 @@
+import os
+
+from setuptools import find_packages, setup
+
+with open(os.path.join("sb3_distill", "version.txt")) as file_handler:
+    __version__ = file_handler.read().strip()
+
+with open("README.md") as file_handler:
+    long_description = file_handler.read()
+
+# torch is pinned by the README's and CI's setup commands (the CPU build), before this package is installed
+install_requires = [
+    "stable_baselines3>=2.9.2,<3.0",
+    "sb3_contrib>=2.9.2,<3.0",
+    "torch>=2.3",
+    "gymnasium>=1.0",
+    "numpy",
+    "pyyaml",
+    "matplotlib",
+    "tqdm",
+    "rich",
+]
+
+extras = {
+    "zoo": ["rl_zoo3>=2.9.2,<3.0"],
+    "atari": ["ale-py>=0.10"],
+    "box2d": ["gymnasium[box2d]"],
+    "tuning": ["optuna>=4.0", "rl_zoo3>=2.9.2,<3.0"],
+    "tests": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"],
+}
+extras["all"] = sorted({requirement for group in extras.values() for requirement in group})
+
+setup(
+    name="sb3_distill",
+    packages=find_packages(include=["sb3_distill", "sb3_distill.*"]),
+    package_data={"sb3_distill": ["py.typed", "version.txt", "data/*.zip", "data/*.json"]},
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["sb3-distill=sb3_distill.cli:main"]},
+    description="Policy distillation into DQN students for Stable-Baselines3",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    version=__version__,
+    python_requires=">=3.10",
+    license="MIT",
+)
