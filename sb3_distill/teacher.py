@@ -49,13 +49,11 @@ def _values_network(model: BaseAlgorithm) -> nn.Module:
     :param model: A loaded SB3 model
     :return: A module returning a ``(batch_size, n_actions)`` tensor
     """
+    from sb3_contrib import QRDQN
+
     if isinstance(model, DQN):
         return model.q_net
-    try:
-        from sb3_contrib import QRDQN
-    except ImportError:  # pragma: no cover - sb3-contrib is a dependency
-        QRDQN = None
-    if QRDQN is not None and isinstance(model, QRDQN):
+    if isinstance(model, QRDQN):
         return QRDQNValues(model.quantile_net)
     raise TypeError(
         f"A teacher of type {type(model).__name__} is not supported: "

@@ -185,11 +185,22 @@ def test_saved_student_holds_no_teacher_and_loads_with_plain_dqn(tmp_path, cartp
     assert all(key.startswith(("q_net.", "q_net_target.")) for key in policy_state)
     # The teacher's hidden layers are 32 wide, the student's 8: no 32-wide tensor is in the zip
     assert all(32 not in tensor.shape for tensor in policy_state.values())
-    assert sorted(names) == sorted(["data", "pytorch_variables.pth", "policy.pth", "policy.optimizer.pth", "_stable_baselines3_version", "system_info.txt"])
+    assert sorted(names) == sorted(
+        [
+            "data",
+            "pytorch_variables.pth",
+            "policy.pth",
+            "policy.optimizer.pth",
+            "_stable_baselines3_version",
+            "system_info.txt",
+        ]
+    )
 
     observations = np.stack([student.observation_space.sample() for _ in range(10)])
     deployed = DQN.load(tmp_path / "student.zip")
-    assert np.array_equal(deployed.predict(observations, deterministic=True)[0], student.predict(observations, deterministic=True)[0])
+    assert np.array_equal(
+        deployed.predict(observations, deterministic=True)[0], student.predict(observations, deterministic=True)[0]
+    )
 
 
 def test_load_with_teacher_resumes_distillation(tmp_path, cartpole_teacher_path):
@@ -222,7 +233,7 @@ def test_load_without_teacher_predicts_but_refuses_to_train(tmp_path, cartpole_t
 def test_load_checks_the_new_teacher(tmp_path, cartpole_teacher_path):
     student = make_student(cartpole_teacher_path)
     student.save(tmp_path / "student.zip")
-    with pytest.raises(FileNotFoundError, match="missing_teacher.zip"):
+    with pytest.raises(FileNotFoundError, match=r"missing_teacher\.zip"):
         DistilledDQN.load(tmp_path / "student.zip", teacher=tmp_path / "missing_teacher.zip")
 
 
@@ -260,7 +271,7 @@ def test_alpha_without_teacher(cartpole_teacher_path):
 
 
 def test_missing_teacher_file_fails_at_construction(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.zip"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.zip"):
         make_student(tmp_path / "nowhere.zip")
 
 

@@ -7,7 +7,7 @@ import torch as th
 from gymnasium import spaces
 from gymnasium.wrappers import TimeAwareObservation
 from sb3_contrib import QRDQN
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import PPO
 
 from sb3_distill.teacher import Teacher, load_teacher
 
@@ -64,7 +64,7 @@ def test_qrdqn_teacher_gives_the_mean_over_quantiles(tmp_path):
 
 def test_missing_file_is_file_not_found(tmp_path):
     missing = tmp_path / "no_such_teacher.zip"
-    with pytest.raises(FileNotFoundError, match="no_such_teacher.zip"):
+    with pytest.raises(FileNotFoundError, match=r"no_such_teacher\.zip"):
         load_teacher(missing, CARTPOLE_OBS, CARTPOLE_ACTIONS)
 
 

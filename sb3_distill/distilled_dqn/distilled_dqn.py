@@ -24,7 +24,9 @@ def check_alpha(alpha: float | Schedule, progress_remaining: float | None = None
     :param alpha: The value to check
     :param progress_remaining: When ``alpha`` is a value a schedule returned, the progress it was asked for
     """
-    where = "" if progress_remaining is None else f" (returned by the alpha schedule at progress_remaining={progress_remaining})"
+    where = (
+        "" if progress_remaining is None else f" (returned by the alpha schedule at progress_remaining={progress_remaining})"
+    )
     if callable(alpha) and progress_remaining is None:
         # Check the schedule where it starts and ends; every value is checked again when used
         for progress in (1.0, 0.0):

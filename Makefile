@@ -1,0 +1,25 @@
+SHELL := /bin/bash
+PACKAGE := sb3_distill
+
+.PHONY: test test-all lint type format check-codestyle
+
+# The fast suite: what CI runs
+test:
+	python -m pytest -m "not slow" -v
+
+# Including the slow checks
+test-all:
+	python -m pytest -v
+
+lint:
+	ruff check $(PACKAGE) tests setup.py
+
+type:
+	mypy $(PACKAGE)
+
+format:
+	ruff format $(PACKAGE) tests setup.py
+	ruff check --fix $(PACKAGE) tests setup.py
+
+check-codestyle:
+	ruff format --check $(PACKAGE) tests setup.py

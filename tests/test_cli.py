@@ -1,0 +1,91 @@
+import json
+
+import pytest
+from stable_baselines3 import DQN
+
+from sb3_distill.cli import main
+from sb3_distill.config import zoo_config_path
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_distill_on_the_embedded_teacher_prints_and_saves_the_comparison(tmp_path, capsys):
+    code = main(
+        [
+            "distill",
+            "-n",
+            "600",
+            "--eval-freq",
+            "300",
+            "--eval-episodes",
+            "2",
+            "--curve-episodes",
+            "1",
+            "--net-arch",
+            "16",
+            "-f",
+            str(tmp_path),
+            "--no-progress-bar",
+        ]
+    )
+    assert code == 0
+    output = capsys.readouterr().out
+    run_dir = tmp_path / "CartPole-v1_1"
+    comparison = json.loads((run_dir / "comparison.json").read_text())
+    # The shipped teacher is the Zoo's [256, 256] net; the student [16]
+    assert comparison["teacher"]["parameters"] == 67_586
+    assert comparison["student"]["parameters"] == (4 * 16 + 16) + (16 * 2 + 2)
+    assert comparison["parameter_ratio"] == pytest.approx(114 / 67_586)
+    assert comparison["student"]["env_steps"] >= 600
+    assert comparison["student"]["n_episodes"] == 2
+    assert "parameters" in output and "0.17%" in output
+    assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert DQN.load(run_dir / "student.zip").policy.q_net.q_net[0].out_features == 16
+    # A second run gets a new folder: nothing saved is overwritten
+    main(
+        [
+            "distill",
+            "-n",
+            "300",
+            "--eval-freq",
+            "300",
+            "--eval-episodes",
+            "1",
+            "--curve-episodes",
+            "1",
+            "-f",
+            str(tmp_path),
+            "--no-progress-bar",
+        ]
+    )
+    assert (run_dir / "student.zip").exists() and (tmp_path / "CartPole-v1_2" / "student.zip").exists()
+
+
+def test_distill_bad_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["distill", "--teacher", str(tmp_path / "missing.zip"), "-f", str(tmp_path)]) == 2
+    assert "missing.zip" in capsys.readouterr().err
+    assert main(["distill", "--alpha", "2", "-f", str(tmp_path)]) == 2
+    assert "alpha=2.0" in capsys.readouterr().err
+    assert main(["distill", "--env", "Pendulum-v1", "-f", str(tmp_path)]) == 2
+    assert "'Pendulum-v1'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written for a run that could not start
+
+
+def test_teacher_trains_saves_and_refuses_to_overwrite(tmp_path, capsys):
+    output = tmp_path / "teacher.zip"
+    args = ["teacher", "-n", "300", "--eval-episodes", "1", "-o", str(output), "--no-progress-bar"]
+    assert main(args) == 0
+    teacher = DQN.load(output)
+    assert teacher.num_timesteps >= 300  # rounded up to whole rollouts of train_freq=256
+    assert teacher.policy.q_net.q_net[0].out_features == 256  # the Zoo's CartPole-v1 net
+    metadata = json.loads(output.with_suffix(".json").read_text())
+    assert metadata["seed"] == 0 and metadata["n_timesteps"] == 300 and metadata["parameters"] == 67_586
+    saved = output.read_bytes()
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
+    assert output.read_bytes() == saved
+
+
+def test_default_config_files_exist():
+    assert zoo_config_path("dqn").is_file()
+    assert zoo_config_path("distilled_dqn").is_file()
