@@ -22,11 +22,12 @@ install_requires = [
 ]
 
 extras = {
-    "zoo": ["rl_zoo3>=2.9.2,<3.0"],
-    "atari": ["ale-py>=0.10"],
+    # rl_zoo3's enjoy imports requests (for its Hub download) without declaring it
+    "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests"],
+    "atari": ["ale-py>=0.10", "opencv-python"],
     "box2d": ["gymnasium[box2d]"],
-    "tuning": ["optuna>=4.0", "rl_zoo3>=2.9.2,<3.0"],
-    "tests": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"],
+    "tuning": ["optuna>=4.0", "rl_zoo3>=2.9.2,<3.0", "requests"],
+    "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML"],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})
 

@@ -259,9 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # No arguments at all: the main job on the embedded default
-    args = parser.parse_args(argv or ["distill"])
-    args.argv = argv or ["distill"]
+    # No subcommand (no arguments at all, or only options): the main job, `distill`
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["distill", *argv]
+    args = parser.parse_args(argv)
+    args.argv = argv
     if args.device == "auto":
         args.device = "cuda" if th.cuda.is_available() else "cpu"
     try:

@@ -12,10 +12,11 @@ import random
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch as th
+import yaml
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -91,11 +92,39 @@ def preserve_global_rng() -> Iterator[None]:
             np.random.set_state(numpy_state)
 
 
+def find_zoo_model(folder: str | os.PathLike) -> Path | None:
+    """
+    The final model of an RL Zoo log folder (``logs/dqn/CartPole-v1_1/``): the ``<name>.zip`` that has a
+    ``<name>/config.yml`` beside it, as ``rl_zoo3 train`` writes them.
+
+    :param folder: The log folder
+    :return: The model zip, or None if the folder is not a Zoo log folder
+    """
+    candidates = [zip_file for zip_file in sorted(Path(folder).glob("*.zip")) if (zip_file.with_suffix("") / "config.yml").is_file()]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def read_zoo_saved_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """
+    The hyperparameters an RL Zoo run saved in its log folder (``<name>/config.yml``), with the Zoo's loader.
+
+    :param folder: The log folder
+    :return: The saved hyperparameters
+    """
+    model = find_zoo_model(folder)
+    if model is None:
+        raise ValueError(f"{str(folder)!r} is not an RL Zoo log folder (expected <env>.zip beside <env>/config.yml)")
+    with open(model.with_suffix("") / "config.yml") as file_handler:
+        # The Zoo writes an OrderedDict with Python tags and reads it back the same way (trusted files only)
+        return dict(yaml.load(file_handler, Loader=yaml.UnsafeLoader) or {})
+
+
 def resolve_model_path(path: str | os.PathLike) -> Path:
     """
-    The SB3 zip a path names, with SB3's rule that the ``.zip`` suffix may be left out.
+    The SB3 zip a path names: the file itself, the file with ``.zip`` added (SB3's rule), or the final
+    model of an RL Zoo log folder.
 
-    :param path: Path to an SB3 model zip
+    :param path: Path to an SB3 model zip or an RL Zoo log folder
     :return: The existing file
     """
     candidate = Path(path).expanduser()
@@ -105,7 +134,13 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     if candidate.suffix != ".zip" and with_suffix.is_file():
         return with_suffix
     if candidate.is_dir():
-        raise IsADirectoryError(f"Teacher path {str(path)!r} is a folder: pass the path of an SB3 model .zip file")
+        zoo_model = find_zoo_model(candidate)
+        if zoo_model is None:
+            raise IsADirectoryError(
+                f"Teacher path {str(path)!r} is a folder but not an RL Zoo log folder (expected <env>.zip beside "
+                "<env>/config.yml): pass the path of an SB3 model .zip file or of a Zoo run folder such as logs/dqn/CartPole-v1_1"
+            )
+        return zoo_model
     raise FileNotFoundError(f"Teacher file {str(path)!r} does not exist (expected an SB3 model .zip saved with model.save())")
 
 
@@ -113,7 +148,7 @@ def load_model_zip(path: str | os.PathLike, device: th.device | str = "cpu") -> 
     """
     Load a trusted SB3 model zip as a supported teacher algorithm, with clear errors for anything else.
 
-    :param path: Path to an SB3 model zip (the ``.zip`` suffix may be omitted)
+    :param path: Path to an SB3 model zip (the ``.zip`` suffix may be omitted) or an RL Zoo log folder
     :param device: Device to load the model on
     :return: The loaded model
     """
@@ -238,7 +273,8 @@ def load_teacher(
     Prepare a teacher for a student: load it, check its spaces against the student's, freeze it
     and move it to the student's device.
 
-    :param teacher: Path to a trusted SB3 model zip, a loaded SB3 model (DQN or QRDQN), or a ``Teacher``
+    :param teacher: Path to a trusted SB3 model zip or RL Zoo log folder, a loaded SB3 model (DQN or QRDQN),
+        or a ``Teacher``
     :param observation_space: The student's observation space
     :param action_space: The student's action space
     :param device: The student's device
