@@ -82,3 +82,30 @@ def test_teacher_agreement():
     student_q_values = th.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0], [5.0, 1.0]])
     teacher_q_values = th.tensor([[3.0, 1.0], [1.0, 0.0], [0.0, 9.0], [1.0, 0.0]])
     assert teacher_agreement(student_q_values, teacher_q_values).item() == pytest.approx(0.75)
+
+
+def reference_loss(student_q_values, teacher_q_values, temperature):
+    """The formula differentiated by autograd, to check the closed-form gradient against."""
+    teacher_log_probs = F.log_softmax(teacher_q_values / temperature, dim=1)
+    student_log_probs = F.log_softmax(student_q_values / temperature, dim=1)
+    return temperature**2 * (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=1).mean()
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.3, 1.0, 7.0])
+def test_closed_form_gradient_equals_autograd(temperature):
+    generator = th.Generator().manual_seed(2)
+    teacher_q_values = 5 * th.randn(16, 4, generator=generator, dtype=th.float64)
+    student_q_values = (5 * th.randn(16, 4, generator=generator, dtype=th.float64)).requires_grad_()
+    loss = distillation_loss(student_q_values, teacher_q_values, temperature)
+    (gradient,) = th.autograd.grad(3.0 * loss, student_q_values)
+    expected_loss = reference_loss(student_q_values, teacher_q_values, temperature)
+    (expected_gradient,) = th.autograd.grad(3.0 * expected_loss, student_q_values)
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-9, abs=1e-12)
+    th.testing.assert_close(gradient, expected_gradient, rtol=1e-9, atol=1e-12)
+
+
+def test_gradcheck():
+    generator = th.Generator().manual_seed(3)
+    student_q_values = th.randn(5, 3, generator=generator, dtype=th.float64, requires_grad=True)
+    teacher_q_values = th.randn(5, 3, generator=generator, dtype=th.float64)
+    assert th.autograd.gradcheck(lambda q: distillation_loss(q, teacher_q_values, 0.5), (student_q_values,))
