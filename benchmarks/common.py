@@ -56,7 +56,8 @@ def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] |
     if method == SCRATCH_STUDENT:
         for key in ("alpha", "temperature"):
             kwargs.pop(key, None)
-        return DQN(policy, env, seed=seed, **kwargs), n_timesteps
+        # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does
+        return DQN(policy, env, seed=seed, **kwargs), zoo_recipe(zoo_config_path("dqn"), env_id)[0]
     raise ValueError(f"method={method!r}, expected one of {METHODS}")
 
 

@@ -218,9 +218,7 @@ def main() -> None:
     for env_id in args.envs:
         eval_freq = 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000)
         for method in METHODS:
-            budget = args.student_steps if method != SCRATCH_TEACHER else args.baseline_steps
-            if method == SCRATCH_STUDENT and args.baseline_steps is not None:
-                budget = args.baseline_steps
+            budget = args.student_steps if method == DISTILLED else args.baseline_steps
             for seed in range(args.seeds):
                 record = runs_dir / env_id / f"{method.replace(' ', '_').replace(',', '')}_seed{seed}.json"
                 jobs.append((env_id, method, seed, budget, eval_freq, args.eval_episodes, overrides, record))

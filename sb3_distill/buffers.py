@@ -110,7 +110,8 @@ class TeacherValuesMixin(ABC):  # an ABC like SB3's BaseBuffer, so that an SB3 b
         samples = super()._get_samples(batch_inds, env)  # type: ignore[misc]
         teacher_q_values = None
         if self.n_uncached == 0 and env is None:
-            teacher_q_values = self.to_torch(self.teacher_q_values[batch_inds, env_indices])  # type: ignore[attr-defined]
+            # Fancy indexing already copied: share that array with torch rather than copying it again
+            teacher_q_values = th.as_tensor(self.teacher_q_values[batch_inds, env_indices], device=self.device)  # type: ignore[attr-defined]
         return TeacherReplayBufferSamples(
             samples.observations,
             samples.actions,

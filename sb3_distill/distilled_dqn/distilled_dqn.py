@@ -295,6 +295,7 @@ class DistilledDQN(DQN):
             # One batched teacher pass over the transitions stored since the last update
             self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
 
+        # Per-step statistics stay tensors until the end: one synchronisation per train() call, not four per step
         td_losses, distill_losses, losses, agreements = [], [], [], []
         for _ in range(gradient_steps):
             # Sample replay buffer
@@ -320,7 +321,7 @@ class DistilledDQN(DQN):
 
             # Compute Huber loss (less sensitive to outliers)
             td_loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            td_losses.append(td_loss.item())
+            td_losses.append(td_loss.detach())
 
             loss = td_loss
             if self.teacher is not None:
@@ -329,9 +330,9 @@ class DistilledDQN(DQN):
                 )
                 # L = (1 - alpha) * L_TD + alpha * T^2 * KL(p_T || p_S)
                 loss = (1.0 - alpha) * td_loss + alpha * distill_loss
-                distill_losses.append(distill_loss.item())
-                agreements.append(agreement.item())
-            losses.append(loss.item())
+                distill_losses.append(distill_loss.detach())
+                agreements.append(agreement)
+            losses.append(loss.detach())
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
@@ -344,12 +345,12 @@ class DistilledDQN(DQN):
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))
-        self.logger.record("train/td_loss", np.mean(td_losses))
+        self.logger.record("train/loss", th.stack(losses).mean().item())
+        self.logger.record("train/td_loss", th.stack(td_losses).mean().item())
         self.logger.record("train/alpha", alpha)
         if distill_losses:
-            self.logger.record("train/distill_loss", np.mean(distill_losses))
-            self.logger.record("train/teacher_agreement", np.mean(agreements))
+            self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
+            self.logger.record("train/teacher_agreement", th.stack(agreements).mean().item())
 
     def learn(
         self: SelfDistilledDQN,
