@@ -354,6 +354,8 @@ def open_storage(url: str, settings: StudySettings) -> RDBStorage:
             time.sleep(1.0 + attempt)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if error.__cause__ is not None:  # Optuna's "Failed to import DB access module" names no module
+                reason += f" ({error.__cause__})"
             raise ValueError(
                 f"Cannot open the Optuna storage {storage_display_name(url)!r}: {reason} (expected a reachable database URL "
                 "such as sqlite:///runs/tuning/studies.db or postgresql://user:password@host:5432/database)"
@@ -627,8 +629,9 @@ def tune(
     :param n_timesteps: Environment steps per trial (None: the entry's)
     :param storage: Optuna RDB storage URL (None: ``sqlite:///<log_folder>/studies.db``)
     :param study_name: The study (None: ``distilled_dqn_<env_id>``); an existing one is continued
-    :param seed: Seeds the sampler and, as ``seed + trial number``, each trial's student (None: an unseeded sampler,
-        students seeded by their trial number, so that workers started alike sample differently)
+    :param seed: Seeds the sampler (``seed + trials so far``) and, as ``seed + trial number``, each trial's student
+        (None: an unseeded sampler, students seeded by their trial number, so that workers started alike sample
+        differently; seeded workers need seeds of their own)
     :param settings: :class:`StudySettings` (None: ``tuning/study.yml``)
     :param device: The students' device
     :return: (the study, the report's summary)
@@ -647,12 +650,16 @@ def tune(
         study = optuna.create_study(
             storage=open_storage(storage, settings),
             study_name=study_name,
-            sampler=create_sampler(settings, seed),
             pruner=create_pruner(settings, recipe.n_timesteps),
             direction="maximize",
             load_if_exists=True,
         )
         check_study(study, storage_name, objective_settings(recipe, settings))
+        n_existing = len(study.get_trials(deepcopy=False))
+        if n_existing:
+            print(f"Continuing study {study_name!r}: {n_existing} trials so far")
+        # Seeded after the trials so far, so that a resumed run does not sample its first parameters again
+        study.sampler = create_sampler(settings, None if seed is None else seed + n_existing)
         fail_stale_trials(study, settings)
         eval_freq = settings.eval_freq or max(recipe.n_timesteps // settings.n_evaluations, 1)
         print(
