@@ -12,14 +12,14 @@ test-all:
 	python -m pytest -v
 
 lint:
-	ruff check $(PACKAGE) tests setup.py
+	ruff check $(PACKAGE) tests setup.py tuning
 
 type:
 	mypy $(PACKAGE)
 
 format:
-	ruff format $(PACKAGE) tests setup.py
-	ruff check --fix $(PACKAGE) tests setup.py
+	ruff format $(PACKAGE) tests setup.py tuning
+	ruff check --fix $(PACKAGE) tests setup.py tuning
 
 check-codestyle:
-	ruff format --check $(PACKAGE) tests setup.py
+	ruff format --check $(PACKAGE) tests setup.py tuning

@@ -203,6 +203,12 @@ def test_searched_hyperparameters_cannot_be_fixed(tmp_path, capsys):
     assert "['alpha'] are what the study searches" in capsys.readouterr().err
 
 
+def test_student_hyperparameter_distilled_dqn_refuses_fails_before_the_study(tmp_path, capsys):
+    assert main(["tune", *TINY_ARGS, "-f", str(tmp_path), "-params", "no_such_argument:1"]) == 2
+    assert "no_such_argument" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_teacher_that_does_not_fit_the_env_is_refused_before_the_study(tmp_path, capsys):
     # A MountainCar teacher: 2 observations and 3 actions, CartPole has 4 and 2
     teacher_path = tmp_path / "mountaincar_teacher.zip"
