@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from stable_baselines3 import DQN
 
@@ -259,7 +260,7 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
                 try:
                     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
                     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                except KeyError:  # the study is not created yet
+                except (KeyError, sqlalchemy.exc.OperationalError):  # the worker is still creating the study
                     continue
         assert running, f"the worker never ran a trial: {worker.stderr.read().decode() if worker.poll() is not None else ''}"
         time.sleep(0.5)  # its heartbeat thread has started
