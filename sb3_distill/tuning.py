@@ -682,7 +682,11 @@ def tune(
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sb3-distill tune`` and ``tuning/tune_distill.py``; their defaults are ``tuning/study.yml``."""
-    defaults = load_study_settings()
+    try:
+        settings = vars(load_study_settings())
+    except FileNotFoundError:  # an install without tuning/study.yml: running `tune` names the missing file
+        settings = {}
+    defaults = {name: settings.get(name, "tuning/study.yml") for name in (field.name for field in fields(StudySettings))}
     parser.add_argument("--env", default=DEFAULT_ENV, help="Gymnasium env id (default: %(default)s)")
     parser.add_argument(
         "--teacher", default=None, help="Trusted SB3 teacher zip (default: the env's teacher in zoo_configs/distilled_dqn.yml)"
@@ -701,40 +705,47 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-n", "--n-timesteps", type=positive_int, default=None, help="Environment steps per trial (default: the entry's)"
     )
-    parser.add_argument("--n-trials", type=positive_int, default=None, help=f"Trials this worker runs ({defaults.n_trials})")
+    parser.add_argument(
+        "--n-trials", type=positive_int, default=None, help=f"Trials this worker runs ({defaults['n_trials']})"
+    )
     parser.add_argument(
         "--storage",
         default=None,
         help="Optuna storage URL, e.g. postgresql://... (default: sqlite:///<log folder>/studies.db)",
     )
     parser.add_argument("--study-name", default=None, help="Study to create or continue (default: distilled_dqn_<env>)")
-    parser.add_argument("--n-jobs", type=int, default=None, help=f"Trials at once in this process ({defaults.n_jobs})")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help=f"Optuna sampler ({defaults.sampler})")
-    parser.add_argument("--pruner", choices=PRUNERS, default=None, help=f"Optuna pruner ({defaults.pruner})")
+    parser.add_argument("--n-jobs", type=int, default=None, help=f"Trials at once in this process ({defaults['n_jobs']})")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help=f"Optuna sampler ({defaults['sampler']})")
+    parser.add_argument("--pruner", choices=PRUNERS, default=None, help=f"Optuna pruner ({defaults['pruner']})")
     parser.add_argument(
-        "--n-startup-trials", type=int, default=None, help=f"Trials before TPE and pruning start ({defaults.n_startup_trials})"
+        "--n-startup-trials",
+        type=int,
+        default=None,
+        help=f"Trials before TPE and pruning start ({defaults['n_startup_trials']})",
     )
     parser.add_argument("--seed", type=int, default=None, help="Seeds the sampler and the students (default: unseeded)")
     parser.add_argument(
         "--eval-freq",
         type=positive_int,
         default=None,
-        help=f"Steps between intermediate evaluations (default: the budget / {defaults.n_evaluations})",
+        help=f"Steps between intermediate evaluations (default: the budget / {defaults['n_evaluations']})",
     )
     parser.add_argument(
-        "--eval-episodes", type=int, default=None, help=f"Episodes per evaluation, >= 10 ({defaults.eval_episodes})"
+        "--eval-episodes", type=int, default=None, help=f"Episodes per evaluation, >= 10 ({defaults['eval_episodes']})"
     )
-    parser.add_argument("-f", "--log-folder", default=None, help=f"Output folder ({defaults.log_folder})")
+    parser.add_argument("-f", "--log-folder", default=None, help=f"Output folder ({defaults['log_folder']})")
     parser.add_argument(
-        "--heartbeat-interval", type=int, default=None, help=f"Seconds between heartbeats ({defaults.heartbeat_interval})"
+        "--heartbeat-interval", type=int, default=None, help=f"Seconds between heartbeats ({defaults['heartbeat_interval']})"
     )
     parser.add_argument(
         "--grace-period",
         type=int,
         default=None,
-        help=f"Seconds without heartbeat before a trial is failed and retried ({defaults.grace_period})",
+        help=f"Seconds without heartbeat before a trial is failed and retried ({defaults['grace_period']})",
     )
-    parser.add_argument("--max-retry", type=int, default=None, help=f"Retries of a dead worker's trial ({defaults.max_retry})")
+    parser.add_argument(
+        "--max-retry", type=int, default=None, help=f"Retries of a dead worker's trial ({defaults['max_retry']})"
+    )
     parser.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
 
 

@@ -19,8 +19,8 @@ import sqlalchemy
 import yaml
 from stable_baselines3 import DQN
 
-from sb3_distill import zoo
-from sb3_distill.cli import main
+from sb3_distill import tuning, zoo
+from sb3_distill.cli import build_parser, main
 from sb3_distill.config import read_zoo_config, zoo_config_path
 from sb3_distill.hyperparams_opt import search_space
 from sb3_distill.tuning import OBJECTIVE_ATTR, fail_stale_trials, load_study_settings, open_storage, tune
@@ -218,6 +218,14 @@ def test_teacher_that_does_not_fit_the_env_is_refused_before_the_study(tmp_path,
     error = capsys.readouterr().err
     assert str(teacher_path) in error and "Discrete(3)" in error and "Discrete(2)" in error
     assert not (tmp_path / "out").exists()  # not even the storage was created
+
+
+def test_missing_study_defaults_file_is_named_and_leaves_the_other_commands_alone(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "tuning" / "study.yml"
+    monkeypatch.setattr(tuning, "STUDY_DEFAULTS_FILE", missing)
+    assert main(["tune", *TINY_ARGS, "-f", str(tmp_path / "out")]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert build_parser().parse_args(["distill", "--alpha", "0.3"]).alpha == 0.3
 
 
 def test_tune_without_optuna_says_which_extra_to_install(monkeypatch, capsys):
