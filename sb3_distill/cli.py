@@ -4,6 +4,7 @@ The ``sb3-distill`` command.
 - ``sb3-distill distill``: distill a student from a teacher and print the comparison (no arguments: CartPole-v1
   with the teacher that ships with the package).
 - ``sb3-distill teacher``: train a DQN teacher with the RL Zoo's settings from ``zoo_configs/dqn.yml``.
+- ``sb3-distill zoo train|enjoy|record_video ...``: rl_zoo3 with ``distilled_dqn`` registered.
 - ``sb3-distill tune``: an Optuna study of alpha and temperature (``sb3_distill.tuning``, the ``tuning`` extra).
 """
 
@@ -269,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
     teacher.set_defaults(func=cmd_teacher)
 
+    # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
+    subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
+
     add_tune_command(subparsers)
     return parser
 
@@ -296,6 +300,10 @@ def add_tune_command(subparsers: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["zoo"]:
+        from sb3_distill.zoo import main as zoo_main
+
+        return zoo_main(argv[1:])
     parser = build_parser()
     # No subcommand (no arguments at all, or only options): the main job, `distill`
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):

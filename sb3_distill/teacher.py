@@ -100,7 +100,9 @@ def find_zoo_model(folder: str | os.PathLike) -> Path | None:
     :param folder: The log folder
     :return: The model zip, or None if the folder is not a Zoo log folder
     """
-    candidates = [zip_file for zip_file in sorted(Path(folder).glob("*.zip")) if (zip_file.with_suffix("") / "config.yml").is_file()]
+    candidates = [
+        zip_file for zip_file in sorted(Path(folder).glob("*.zip")) if (zip_file.with_suffix("") / "config.yml").is_file()
+    ]
     return candidates[0] if len(candidates) == 1 else None
 
 
@@ -138,7 +140,8 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         if zoo_model is None:
             raise IsADirectoryError(
                 f"Teacher path {str(path)!r} is a folder but not an RL Zoo log folder (expected <env>.zip beside "
-                "<env>/config.yml): pass the path of an SB3 model .zip file or of a Zoo run folder such as logs/dqn/CartPole-v1_1"
+                "<env>/config.yml): pass the path of an SB3 model .zip file or of a Zoo run folder such as "
+                "logs/dqn/CartPole-v1_1"
             )
         return zoo_model
     raise FileNotFoundError(f"Teacher file {str(path)!r} does not exist (expected an SB3 model .zip saved with model.save())")

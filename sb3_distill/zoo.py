@@ -77,7 +77,7 @@ class DistillExperimentManager(ExperimentManager):
         algo = kwargs.get("algo", args[1] if len(args) > 1 else None)
         if algo == ALGO_NAME and config is None:
             config = str(zoo_config_path(ALGO_NAME))
-        super().__init__(*args, config=config, **kwargs)
+        super().__init__(*args, config=config, **kwargs)  # type: ignore[misc]
 
     def _config_entry_key(self) -> str:
         """The key of the config entry the Zoo used for this env (the env id, ``atari`` or ``default``)."""

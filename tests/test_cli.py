@@ -89,3 +89,8 @@ def test_teacher_trains_saves_and_refuses_to_overwrite(tmp_path, capsys):
 def test_default_config_files_exist():
     assert zoo_config_path("dqn").is_file()
     assert zoo_config_path("distilled_dqn").is_file()
+
+
+def test_zoo_subcommand_reaches_the_zoo_wrapper(capsys):
+    assert main(["zoo", "fly"]) == 2
+    assert "python -m sb3_distill.zoo {train,enjoy" in capsys.readouterr().err

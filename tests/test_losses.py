@@ -82,3 +82,25 @@ def test_teacher_agreement():
     student_q_values = th.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0], [5.0, 1.0]])
     teacher_q_values = th.tensor([[3.0, 1.0], [1.0, 0.0], [0.0, 9.0], [1.0, 0.0]])
     assert teacher_agreement(student_q_values, teacher_q_values).item() == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.3, 1.0, 7.0])
+def test_gradient_is_temperature_times_probability_gap(temperature):
+    generator = th.Generator().manual_seed(2)
+    teacher_q_values = 5 * th.randn(16, 4, generator=generator, dtype=th.float64)
+    student_q_values = (5 * th.randn(16, 4, generator=generator, dtype=th.float64)).requires_grad_()
+    (gradient,) = th.autograd.grad(distillation_loss(student_q_values, teacher_q_values, temperature), student_q_values)
+    # d/dQ_S of T^2 * mean_b KL(p_T || p_S) = T * (p_S - p_T) / batch_size
+    expected = (
+        temperature
+        * (F.softmax(student_q_values / temperature, dim=1) - F.softmax(teacher_q_values / temperature, dim=1))
+        / 16
+    )
+    th.testing.assert_close(gradient, expected.detach(), rtol=1e-7, atol=1e-10)
+
+
+def test_gradcheck():
+    generator = th.Generator().manual_seed(3)
+    student_q_values = th.randn(5, 3, generator=generator, dtype=th.float64, requires_grad=True)
+    teacher_q_values = th.randn(5, 3, generator=generator, dtype=th.float64)
+    assert th.autograd.gradcheck(lambda q: distillation_loss(q, teacher_q_values, 0.5), (student_q_values,))

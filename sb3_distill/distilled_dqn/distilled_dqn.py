@@ -1,4 +1,5 @@
 import math
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -11,6 +12,7 @@ from stable_baselines3.common.utils import FloatSchedule
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
+from sb3_distill.buffers import TeacherValuesMixin, add_teacher_values
 from sb3_distill.losses import distillation_loss, teacher_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
@@ -70,6 +72,11 @@ class DistilledDQN(DQN):
     :param alpha: Weight of the distillation term, in [0, 1] (0: plain DQN, 1: distillation only),
         or a schedule of the current progress remaining (from 1 to 0)
     :param temperature: Softmax temperature ``T > 0`` applied to both teacher and student Q-values
+    :param teacher_cache: Evaluate the teacher once per stored transition (in one batched pass over the
+        transitions added since the last update) and keep its values in the replay buffer, instead of on every
+        sampled batch. Costs ``n_actions`` float32 per stored transition. Works with SB3's ``ReplayBuffer``,
+        ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers or a ``VecNormalize`` env the teacher
+        is evaluated on each batch.
     :param learning_rate: The learning rate, it can be a function
         of the current progress remaining (from 1 to 0)
     :param buffer_size: size of the replay buffer
@@ -121,6 +128,7 @@ class DistilledDQN(DQN):
         teacher: TeacherLike | None = None,
         alpha: float | Schedule = 0.5,
         temperature: float = 1.0,
+        teacher_cache: bool = True,
         learning_rate: float | Schedule = 1e-4,
         buffer_size: int = 1_000_000,
         learning_starts: int = 100,
@@ -178,6 +186,7 @@ class DistilledDQN(DQN):
         check_temperature(temperature)
         self.alpha = alpha
         self.temperature = temperature
+        self.teacher_cache = teacher_cache
         self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
             if teacher is None and not self._is_plain_dqn():
@@ -193,11 +202,41 @@ class DistilledDQN(DQN):
         check_temperature(self.temperature)
         self.alpha_schedule = FloatSchedule(self.alpha)
         super()._setup_model()
+        self._setup_teacher_values()
         self._setup_teacher()
+
+    def _setup_teacher_values(self) -> None:
+        """Make the replay buffer keep the teacher's values, when ``teacher_cache`` asks for it and it can."""
+        assert self.replay_buffer is not None
+        if self.teacher_cache and not add_teacher_values(self.replay_buffer, int(self.action_space.n)):  # type: ignore[attr-defined]
+            warnings.warn(
+                f"teacher_cache=True has no effect with {type(self.replay_buffer).__name__}: the teacher is evaluated "
+                "on each sampled batch (supported: ReplayBuffer, DictReplayBuffer, NStepReplayBuffer)"
+            )
 
     def _setup_teacher(self) -> None:
         if self.teacher is not None:
             self.teacher = load_teacher(self.teacher, self.observation_space, self.action_space, self.device)
+        if isinstance(self.replay_buffer, TeacherValuesMixin):
+            # Values stored so far came from another teacher, or from none
+            self.replay_buffer.invalidate_teacher_values()
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        # A buffer saved by DQN gains teacher values; one saved by DistilledDQN may hold another teacher's
+        self._setup_teacher_values()
+        if isinstance(self.replay_buffer, TeacherValuesMixin):
+            self.replay_buffer.invalidate_teacher_values()
+
+    def _uses_teacher_values(self) -> bool:
+        """Whether updates read the teacher's values from the replay buffer rather than computing them."""
+        return (
+            self.teacher_cache
+            and self.teacher is not None
+            and isinstance(self.replay_buffer, TeacherValuesMixin)
+            # Stored observations are raw, sampled ones normalized with the current statistics
+            and self._vec_normalize_env is None
+        )
 
     def set_teacher(self, teacher: TeacherLike | None) -> None:
         """
@@ -225,16 +264,21 @@ class DistilledDQN(DQN):
         check_alpha(alpha, progress_remaining=self._current_progress_remaining)
         return alpha
 
-    def _distillation_terms(self, observations: PyTorchObs, student_q_values: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _distillation_terms(
+        self, observations: PyTorchObs, student_q_values: th.Tensor, teacher_q_values: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
         """
         The distillation loss and the teacher agreement on a batch.
 
         :param observations: The sampled observations
         :param student_q_values: The student's Q-values for all actions on them, with gradients
+        :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
+            else None to evaluate the teacher now
         :return: (distillation loss, share of the batch where the greedy actions agree)
         """
         assert self.teacher is not None
-        teacher_q_values = self.teacher.q_values(observations)
+        if teacher_q_values is None:
+            teacher_q_values = self.teacher.q_values(observations)
         return (
             distillation_loss(student_q_values, teacher_q_values, self.temperature),
             teacher_agreement(student_q_values, teacher_q_values),
@@ -247,7 +291,11 @@ class DistilledDQN(DQN):
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
         alpha = self._current_alpha()
+        if self._uses_teacher_values():
+            # One batched teacher pass over the transitions stored since the last update
+            self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
 
+        # Per-step statistics stay tensors until the end: one synchronisation per train() call, not four per step
         td_losses, distill_losses, losses, agreements = [], [], [], []
         for _ in range(gradient_steps):
             # Sample replay buffer
@@ -273,16 +321,18 @@ class DistilledDQN(DQN):
 
             # Compute Huber loss (less sensitive to outliers)
             td_loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            td_losses.append(td_loss.item())
+            td_losses.append(td_loss.detach())
 
             loss = td_loss
             if self.teacher is not None:
-                distill_loss, agreement = self._distillation_terms(replay_data.observations, all_q_values)
+                distill_loss, agreement = self._distillation_terms(
+                    replay_data.observations, all_q_values, getattr(replay_data, "teacher_q_values", None)
+                )
                 # L = (1 - alpha) * L_TD + alpha * T^2 * KL(p_T || p_S)
                 loss = (1.0 - alpha) * td_loss + alpha * distill_loss
-                distill_losses.append(distill_loss.item())
-                agreements.append(agreement.item())
-            losses.append(loss.item())
+                distill_losses.append(distill_loss.detach())
+                agreements.append(agreement)
+            losses.append(loss.detach())
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
@@ -295,12 +345,12 @@ class DistilledDQN(DQN):
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))
-        self.logger.record("train/td_loss", np.mean(td_losses))
+        self.logger.record("train/loss", th.stack(losses).mean().item())
+        self.logger.record("train/td_loss", th.stack(td_losses).mean().item())
         self.logger.record("train/alpha", alpha)
         if distill_losses:
-            self.logger.record("train/distill_loss", np.mean(distill_losses))
-            self.logger.record("train/teacher_agreement", np.mean(agreements))
+            self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
+            self.logger.record("train/teacher_agreement", th.stack(agreements).mean().item())
 
     def learn(
         self: SelfDistilledDQN,

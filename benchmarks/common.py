@@ -1,0 +1,154 @@
+"""Shared pieces of the benchmark scripts: building the compared agents, evaluating them, writing results."""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from sb3_distill import DistilledDQN
+from sb3_distill.cli import zoo_recipe
+from sb3_distill.config import resolve_relative_to, zoo_config_path
+from sb3_distill.report import count_parameters
+
+# The three agents of the sample-efficiency comparison
+DISTILLED = "distilled student"
+SCRATCH_STUDENT = "DQN scratch, student net"
+SCRATCH_TEACHER = "DQN scratch, teacher net"
+METHODS = (DISTILLED, SCRATCH_STUDENT, SCRATCH_TEACHER)
+
+
+def student_recipe(env_id: str) -> tuple[Path, int, str, dict[str, Any]]:
+    """The env's student from ``zoo_configs/distilled_dqn.yml``: (teacher path, n_timesteps, policy, kwargs)."""
+    config_file = zoo_config_path("distilled_dqn")
+    n_timesteps, policy, _, kwargs = zoo_recipe(config_file, env_id)
+    teacher = resolve_relative_to(kwargs.pop("teacher"), config_file.parent)
+    return teacher, n_timesteps, policy, kwargs
+
+
+def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] | None = None) -> tuple[DQN, int]:
+    """
+    One of the compared agents with the project's settings.
+
+    :param method: One of ``METHODS``
+    :param env_id: Gymnasium env id
+    :param seed: Random seed
+    :param overrides: Hyperparameters replacing the configured ones (smoke runs)
+    :return: (the model, its configured budget in environment steps)
+    """
+    env = make_vec_env(env_id, n_envs=1, seed=seed)
+    if method == SCRATCH_TEACHER:
+        n_timesteps, policy, _, kwargs = zoo_recipe(zoo_config_path("dqn"), env_id)
+        return DQN(policy, env, seed=seed, **{**kwargs, **(overrides or {})}), n_timesteps
+    teacher, n_timesteps, policy, kwargs = student_recipe(env_id)
+    kwargs.update(overrides or {})
+    if method == DISTILLED:
+        return DistilledDQN(policy, env, teacher=teacher, seed=seed, **kwargs), n_timesteps
+    if method == SCRATCH_STUDENT:
+        for key in ("alpha", "temperature"):
+            kwargs.pop(key, None)
+        # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does
+        return DQN(policy, env, seed=seed, **kwargs), zoo_recipe(zoo_config_path("dqn"), env_id)[0]
+    raise ValueError(f"method={method!r}, expected one of {METHODS}")
+
+
+def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[float, float]:
+    """Mean and std of deterministic episode returns on an env seeded with ``seed``."""
+    returns, _ = evaluate_policy(
+        model,
+        make_vec_env(env_id, n_envs=1, seed=seed),
+        n_eval_episodes=n_episodes,
+        deterministic=True,
+        return_episode_rewards=True,
+    )
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+class RandomAgent:
+    """Uniformly random actions, for the return a normalized score starts from."""
+
+    def __init__(self, action_space: Any, seed: int):
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False):
+        return np.array([self.action_space.sample() for _ in range(len(observation))]), None
+
+
+def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, float]:
+    """The teacher's and a random policy's mean returns, and the teacher's size."""
+    teacher_path = student_recipe(env_id)[0]
+    teacher = DQN.load(teacher_path, device="cpu")
+    teacher_mean, teacher_std = mean_return(teacher, env_id, n_episodes, seed)
+    random_mean, _ = mean_return(RandomAgent(teacher.action_space, seed), env_id, n_episodes, seed)
+    return {
+        "teacher_return": teacher_mean,
+        "teacher_std": teacher_std,
+        "random_return": random_mean,
+        "teacher_parameters": count_parameters(teacher.q_net),
+        "teacher_path": str(teacher_path),
+    }
+
+
+def bar_chart(categories: list[str], series: dict[str, list[float]], ylabel: str, path: Path, log_scale: bool = False) -> None:
+    """Grouped bars: one group per category, one bar per series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(max(5.0, 2.2 * len(categories)), 4))
+    width = 0.8 / len(series)
+    for index, (label, values) in enumerate(series.items()):
+        axis.bar(np.arange(len(categories)) + (index - (len(series) - 1) / 2) * width, values, width, label=label)
+    axis.set_xticks(np.arange(len(categories)), categories, fontsize=8)
+    axis.set_ylabel(ylabel)
+    if log_scale:
+        axis.set_yscale("log")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def machine_description() -> str:
+    """What the figures were measured on."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{'GPU ' + th.cuda.get_device_name() if th.cuda.is_available() else 'no GPU'}, "
+        f"Python {platform.python_version()}, torch {th.__version__}, {platform.system()}"
+    )
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file_handler:
+        writer = csv.DictWriter(file_handler, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def base_parser(description: str, default_output: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--smoke", action="store_true", help="Tiny budgets: seconds, to check the script works")
+    parser.add_argument("--output-dir", default=default_output, help="Where the CSV, PNG and JSON go (default: %(default)s)")
+    return parser
+
+
+def command_line() -> str:
+    return "python " + " ".join(sys.argv)

@@ -1,0 +1,103 @@
+"""
+Overhead of distillation: time per gradient update of DistilledDQN against DQN with the same student network and
+settings, with the teacher's values kept in the replay buffer (teacher_cache=True, the default) and computed on
+every batch (teacher_cache=False). The three are timed interleaved, round after round, in one process.
+
+Times are CPU seconds of the process with one torch thread. Each timed DistilledDQN update with the cache
+also pays for its share of the teacher pass over newly stored transitions (those one rollout of ``train_freq``
+steps adds), as in training.
+
+    python benchmarks/overhead.py            # prints the table, writes overhead.csv and overhead.png
+    python benchmarks/overhead.py --smoke
+"""
+
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/overhead.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+
+from benchmarks.common import bar_chart, base_parser, command_line, machine_description, student_recipe, write_csv, write_json
+from sb3_distill import DistilledDQN
+from sb3_distill.buffers import TeacherValuesMixin
+
+VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")
+
+
+def build(variant: str, env_id: str, fill_steps: int, seed: int = 0) -> tuple[DQN, int, int, int]:
+    """A model of the variant with the env's student settings and a buffer filled without training."""
+    teacher, _, policy, kwargs = student_recipe(env_id)
+    kwargs["learning_starts"] = fill_steps  # fill only: updates are called and timed by hand
+    env = make_vec_env(env_id, n_envs=1, seed=seed)
+    if variant == "DQN":
+        kwargs.pop("alpha"), kwargs.pop("temperature")
+        model: DQN = DQN(policy, env, seed=seed, **kwargs)
+    else:
+        model = DistilledDQN(policy, env, teacher=teacher, teacher_cache=variant.endswith("on"), seed=seed, **kwargs)
+    model.learn(fill_steps)
+    gradient_steps = kwargs.get("gradient_steps", 1)
+    train_freq = kwargs.get("train_freq", 4)
+    # gradient_steps=-1: as many updates as environment steps in the rollout
+    return model, gradient_steps if gradient_steps > 0 else train_freq, train_freq, kwargs.get("batch_size", 32)
+
+
+def time_updates(env_id: str, rounds: int, fill_steps: int) -> dict[str, list[float]]:
+    models = {variant: build(variant, env_id, fill_steps) for variant in VARIANTS}
+    seconds_per_update: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for round_index in range(rounds):
+        # Rotate the order so no variant always runs first (caches, turbo)
+        order = VARIANTS[round_index % 3 :] + VARIANTS[: round_index % 3]
+        for variant in order:
+            model, gradient_steps, train_freq, batch_size = models[variant]
+            if isinstance(model.replay_buffer, TeacherValuesMixin):
+                # The teacher pass a rollout of train_freq new transitions costs before the update
+                model.replay_buffer.n_uncached = train_freq
+            # CPU time of this process (one torch thread): steadier than wall time on a shared machine
+            start = time.process_time()
+            model.train(gradient_steps=gradient_steps, batch_size=batch_size)
+            seconds_per_update[variant].append((time.process_time() - start) / gradient_steps)
+    return seconds_per_update
+
+
+def main() -> None:
+    parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/overhead")
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "LunarLander-v3"])
+    parser.add_argument("--rounds", type=int, default=60, help="Timed train() calls per variant (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.envs, args.rounds = args.envs[:1], 3
+    th.set_num_threads(args.threads)
+    rows = []
+    print(f"{'env':<16}{'variant':<26}{'ms / update':>12}{'ratio to DQN':>14}")
+    for env_id in args.envs:
+        timings = time_updates(env_id, args.rounds, fill_steps=300 if args.smoke else 2_000)
+        dqn_median = float(np.median(timings["DQN"]))
+        for variant in VARIANTS:
+            median = float(np.median(timings[variant]))
+            rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": 1e3 * median,
+                         "ms_per_update_p90": 1e3 * float(np.percentile(timings[variant], 90)),
+                         "ratio_to_dqn": median / dqn_median, "rounds": args.rounds})  # fmt: skip
+            print(f"{env_id:<16}{variant:<26}{1e3 * median:>12.3f}{median / dqn_median:>14.2f}")
+    output_dir = Path(args.output_dir)
+    write_csv(rows, output_dir / "overhead.csv")
+    write_json({"command": command_line(), "machine": machine_description(), "torch_threads": args.threads, "rows": rows},
+               output_dir / "overhead.json")  # fmt: skip
+    env_ids = list(dict.fromkeys(row["env_id"] for row in rows))
+    bar_chart(
+        env_ids,
+        {variant: [row["ms_per_update_median"] for row in rows if row["variant"] == variant] for variant in VARIANTS},
+        "CPU ms per gradient update (median)",
+        output_dir / "overhead.png",
+    )
+    print(f"Wrote {output_dir}/overhead.csv, overhead.json, overhead.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Each benchmark's --smoke mode, run as a user runs it, so the scripts keep working."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_smoke(script: str, output_dir: Path) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--output-dir", str(output_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as file_handler:
+        return list(csv.DictReader(file_handler))
+
+
+def test_sample_efficiency_smoke(tmp_path):
+    output = run_smoke("sample_efficiency.py", tmp_path)
+    rows = read_csv(tmp_path / "results.csv")
+    assert [row["method"] for row in rows] == ["distilled student", "DQN scratch, student net", "DQN scratch, teacher net"]
+    assert float(rows[0]["parameter_ratio"]) == pytest.approx(450 / 67_586)
+    assert (tmp_path / "learning_curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    curves = read_csv(tmp_path / "curves.csv")
+    assert {int(row["timesteps"]) for row in curves} >= {0, 300}
+    assert "goal CartPole-v1" in output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["references"]["CartPole-v1"]["teacher_parameters"] == 67_586
+
+
+def test_overhead_smoke(tmp_path):
+    output = run_smoke("overhead.py", tmp_path)
+    rows = read_csv(tmp_path / "overhead.csv")
+    assert [row["variant"] for row in rows] == ["DQN", "DistilledDQN, cache on", "DistilledDQN, cache off"]
+    assert float(rows[0]["ratio_to_dqn"]) == 1.0
+    assert all(float(row["ms_per_update_median"]) > 0 for row in rows)
+    assert "ratio to DQN" in output
+    assert (tmp_path / "overhead.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_inference_smoke(tmp_path):
+    run_smoke("inference.py", tmp_path)
+    teacher, student = read_csv(tmp_path / "inference.csv")
+    assert (teacher["model"], student["model"]) == ("teacher", "student")
+    assert int(teacher["parameters"]) == 67_586 and int(student["parameters"]) == 450
+    assert int(student["weights_bytes"]) < int(teacher["weights_bytes"])
+    assert (tmp_path / "student.zip").exists()
+    assert (tmp_path / "inference.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_atari_smoke(tmp_path):
+    run_smoke("atari.py", tmp_path)
+    rows = read_csv(tmp_path / "atari.csv")
+    assert [row["model"].split(" (")[0] for row in rows] == ["teacher", "student 25%", "student 7%"]
+    assert [int(row["parameters"]) for row in rows] == [1_687_206, 430_006, 115_706]
+    assert (tmp_path / "atari.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (tmp_path / "logs" / "distilled_dqn" / "PongNoFrameskip-v4_1" / "PongNoFrameskip-v4.zip").exists()
