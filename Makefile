@@ -12,14 +12,14 @@ test-all:
 	python -m pytest -v
 
 lint:
-	ruff check $(PACKAGE) tests setup.py
+	ruff check $(PACKAGE) tests setup.py tuning benchmarks
 
 type:
 	mypy $(PACKAGE)
 
 format:
-	ruff format $(PACKAGE) tests setup.py
-	ruff check --fix $(PACKAGE) tests setup.py
+	ruff format $(PACKAGE) tests setup.py tuning benchmarks
+	ruff check --fix $(PACKAGE) tests setup.py tuning benchmarks
 
 check-codestyle:
-	ruff format --check $(PACKAGE) tests setup.py
+	ruff format --check $(PACKAGE) tests setup.py tuning benchmarks

@@ -26,8 +26,10 @@ extras = {
     "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests"],
     "atari": ["ale-py>=0.10", "opencv-python"],
     "box2d": ["gymnasium[box2d]"],
-    "tuning": ["optuna>=4.0", "rl_zoo3>=2.9.2,<3.0", "requests"],
-    "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML"],
+    # optuna 4.9: RetryHeartbeatStaleTrialCallback; scipy: Optuna's matplotlib contour plot. PostgreSQL storages:
+    # SQLAlchemy >= 2.1 opens postgresql:// URLs with psycopg (3), SQLAlchemy 2.0 with psycopg2
+    "tuning": ["optuna>=4.9", "rl_zoo3>=2.9.2,<3.0", "requests", "scipy", "psycopg[binary]", "psycopg2-binary"],
+    "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML", "psycopg[binary]", "psycopg2-binary"],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})
 

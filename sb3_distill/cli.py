@@ -5,6 +5,7 @@ The ``sb3-distill`` command.
   with the teacher that ships with the package).
 - ``sb3-distill teacher``: train a DQN teacher with the RL Zoo's settings from ``zoo_configs/dqn.yml``.
 - ``sb3-distill zoo train|enjoy|record_video ...``: rl_zoo3 with ``distilled_dqn`` registered.
+- ``sb3-distill tune``: an Optuna study of alpha and temperature (``sb3_distill.tuning``, the ``tuning`` extra).
 """
 
 import argparse
@@ -39,15 +40,18 @@ DEFAULT_ENV = "CartPole-v1"
 ZOO_ONLY_KEYS = ("env_wrapper", "frame_stack", "normalize", "env_kwargs", "callback")
 
 
-def zoo_recipe(config_file: Path, env_id: str) -> tuple[int, str, int, dict[str, Any]]:
+def zoo_recipe(
+    config_file: Path, env_id: str, overrides: dict[str, Any] | None = None
+) -> tuple[int, str, int, dict[str, Any]]:
     """
     Read one env's entry of a Zoo YAML file for a run outside the Zoo.
 
     :param config_file: The YAML file
     :param env_id: The env key
+    :param overrides: Values that replace the entry's, written as in the YAML file (as the Zoo's ``-params``)
     :return: (n_timesteps, policy, n_envs, constructor keyword arguments)
     """
-    hyperparams = read_zoo_config(config_file, env_id)
+    hyperparams = {**read_zoo_config(config_file, env_id), **(overrides or {})}
     zoo_only = sorted(key for key in ZOO_ONLY_KEYS if key in hyperparams)
     if zoo_only:
         raise ValueError(
@@ -113,6 +117,23 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_teacher(teacher_option: str | None, entry_teacher: str | None, config_file: Path, env_id: str) -> Path:
+    """
+    The teacher of a run: the command line's (relative to the working directory), else the config entry's
+    (relative to the config file's folder).
+
+    :param teacher_option: ``--teacher``, or None
+    :param entry_teacher: The ``teacher`` of the env's config entry, or None
+    :param config_file: The config file, for relative paths and messages
+    :param env_id: The env, for messages
+    """
+    if teacher_option is not None:
+        return Path(teacher_option)
+    if entry_teacher is not None:
+        return resolve_relative_to(entry_teacher, config_file.parent)
+    raise ValueError(f"No teacher for {env_id!r} in {str(config_file)!r}: pass --teacher path/to/teacher.zip")
+
+
 def student_recipe(args: argparse.Namespace) -> tuple[Path, int, str, dict[str, Any]]:
     """
     The student's settings: the env's entry of ``zoo_configs/distilled_dqn.yml`` (or of ``--conf-file``),
@@ -122,13 +143,7 @@ def student_recipe(args: argparse.Namespace) -> tuple[Path, int, str, dict[str, 
     """
     config_file = Path(args.conf_file) if args.conf_file else zoo_config_path("distilled_dqn")
     n_timesteps, policy, _, kwargs = zoo_recipe(config_file, args.env)
-    yaml_teacher = kwargs.pop("teacher", None)
-    if args.teacher is not None:
-        teacher = Path(args.teacher)
-    elif yaml_teacher is not None:
-        teacher = resolve_relative_to(yaml_teacher, config_file.parent)
-    else:
-        raise ValueError(f"No teacher for {args.env!r}: pass --teacher path/to/teacher.zip")
+    teacher = run_teacher(args.teacher, kwargs.pop("teacher", None), config_file, args.env)
     for key in ("alpha", "temperature"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
@@ -257,7 +272,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
     subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
+
+    add_tune_command(subparsers)
     return parser
+
+
+def add_tune_command(subparsers: Any) -> None:
+    """Add ``sb3-distill tune``, which needs Optuna (the ``tuning`` extra): without it, a stub that says so."""
+    try:
+        from sb3_distill.tuning import add_tune_arguments, cmd_tune
+    except ImportError as error:
+        reason = f"sb3-distill tune needs the tuning extra ({error}): pip install 'sb3_distill[tuning]'"
+
+        def cmd_unavailable(_: argparse.Namespace) -> int:
+            print(f"error: {reason}", file=sys.stderr)
+            return 2
+
+        # No option prefix: whatever options were given are taken in, and the reason is printed
+        tune = subparsers.add_parser("tune", help="Optuna study of alpha and temperature (not installed)", prefix_chars="\0")
+        tune.add_argument("ignored", nargs=argparse.REMAINDER)
+        tune.set_defaults(func=cmd_unavailable, device="cpu")
+        return
+    tune = subparsers.add_parser("tune", help="Optuna study of alpha and temperature: resumable and distributed")
+    add_tune_arguments(tune)
+    tune.set_defaults(func=cmd_tune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

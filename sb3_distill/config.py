@@ -15,13 +15,20 @@ ZOO_RUN_KEYS = ("n_timesteps", "policy", "n_envs", "env_wrapper", "frame_stack",
 ZOO_EVALUATED_KEYS = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
 
 
+def project_data_dir(name: str) -> Path:
+    """
+    A data folder of the project (``zoo_configs``, ``tuning``): at the top of a source checkout, or copied into the
+    package (``sb3_distill/<name>``) by a regular install.
+
+    :param name: The folder's name
+    """
+    installed = PACKAGE_DIR / name
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+
+
 def zoo_configs_dir() -> Path:
-    """
-    The folder of the project's Zoo configs: ``zoo_configs/`` in a source checkout, copied into the
-    package (``sb3_distill/zoo_configs``) by a regular install.
-    """
-    installed = PACKAGE_DIR / "zoo_configs"
-    return installed if installed.is_dir() else PACKAGE_DIR.parent / "zoo_configs"
+    """The folder of the project's Zoo configs (``zoo_configs/``)."""
+    return project_data_dir("zoo_configs")
 
 
 def zoo_config_path(algo: str) -> Path:

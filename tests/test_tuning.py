@@ -1,0 +1,407 @@
+"""Optuna studies of alpha and temperature: tiny budgets, real SQLite and PostgreSQL storages, real worker processes."""
+
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+import yaml
+from stable_baselines3 import DQN
+
+from sb3_distill import tuning, zoo
+from sb3_distill.cli import build_parser, main
+from sb3_distill.config import read_zoo_config, zoo_config_path
+from sb3_distill.hyperparams_opt import search_space
+from sb3_distill.tuning import OBJECTIVE_ATTR, fail_stale_trials, load_study_settings, open_storage, tune
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STUDY_NAME = "distilled_dqn_CartPole-v1"
+# A [8] student for 300 steps, two intermediate evaluations
+TINY_ARGS = ["-n", "300", "-params", "policy_kwargs:dict(net_arch=[8])", "buffer_size:1000", "--eval-freq", "150"]
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'studies.db'}"
+
+
+def check_trials_in_range(trials: list[optuna.trial.FrozenTrial]) -> None:
+    for trial in trials:
+        assert trial.distributions == search_space()
+        assert 0.0 <= trial.params["alpha"] <= 1.0
+        assert 0.01 <= trial.params["temperature"] <= 10.0
+
+
+@pytest.fixture(scope="module")
+def first_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-trial study with the default storage (a SQLite file in the log folder) and the shipped teacher."""
+    log_folder = tmp_path_factory.mktemp("tuning")
+    assert main(["tune", "--n-trials", "3", *TINY_ARGS, "--seed", "0", "-f", str(log_folder)]) == 0
+    return log_folder
+
+
+def test_three_trial_study_holds_alpha_and_temperature_in_range(first_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(first_study))
+    trials = study.get_trials()
+    assert [trial.number for trial in trials] == [0, 1, 2]
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    check_trials_in_range(trials)
+    for trial in trials:
+        assert trial.value is not None and trial.value > 0  # a mean CartPole return
+        assert trial.user_attrs["seed"] == trial.number  # --seed 0: trial n's student is seeded with n
+        # Intermediate evaluations are reported for the pruner, at the environment step they were made
+        assert len(trial.intermediate_values) >= 2
+        assert all(step % 150 == 0 for step in trial.intermediate_values)
+    # The study records what it optimizes, for resumed runs to be checked against
+    assert study.user_attrs[OBJECTIVE_ATTR]["n_timesteps"] == 300
+    assert study.user_attrs[OBJECTIVE_ATTR]["eval_episodes"] == 10
+
+
+def test_report_has_the_best_trial_and_valid_pngs(first_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(first_study))
+    report_dir = first_study / STUDY_NAME / "report_1"
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert summary["best"]["number"] == study.best_trial.number
+    assert summary["best"]["value"] == pytest.approx(study.best_value)
+    assert summary["trials"] == {"COMPLETE": 3}
+    for name in ("optimization_history.png", "param_importances.png", "contour_alpha_temperature.png"):
+        data = (report_dir / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, name
+
+
+def test_best_yaml_is_a_zoo_config_that_the_zoo_wrapper_trains(first_study, tmp_path):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(first_study))
+    config_file = first_study / STUDY_NAME / "report_1" / "distilled_dqn.yml"
+    entry = read_zoo_config(config_file, "CartPole-v1")
+    assert entry["alpha"] == study.best_params["alpha"]
+    assert entry["temperature"] == study.best_params["temperature"]
+    assert Path(entry["teacher"]).is_absolute() and Path(entry["teacher"]).is_file()
+    assert entry["n_timesteps"] == 300
+    assert entry["policy_kwargs"] == "dict(net_arch=[8])"
+    # The rest of the student comes from zoo_configs/distilled_dqn.yml
+    assert entry["learning_rate"] == read_zoo_config(zoo_config_path("distilled_dqn"), "CartPole-v1")["learning_rate"]
+
+    zoo_args = ["--algo", "distilled_dqn", "--env", "CartPole-v1", "--conf-file", str(config_file), "-n", "300"]
+    assert zoo.main(["train", *zoo_args, "-f", str(tmp_path), "--seed", "0", "--eval-freq", "-1"]) == 0
+    run_dir = tmp_path / "distilled_dqn" / "CartPole-v1_1"
+    student = DQN.load(run_dir / "CartPole-v1.zip")
+    assert student.policy.q_net.q_net[0].out_features == 8
+    with open(run_dir / "CartPole-v1" / "config.yml") as file_handler:
+        saved = dict(yaml.load(file_handler, Loader=yaml.UnsafeLoader))
+    assert saved["alpha"] == study.best_params["alpha"]
+    assert saved["temperature"] == study.best_params["temperature"]
+
+
+def test_running_the_same_command_again_continues_the_study(first_study, tmp_path, capsys):
+    shutil.copy(first_study / "studies.db", tmp_path / "studies.db")
+    first_report = (first_study / STUDY_NAME / "report_1" / "distilled_dqn.yml").read_bytes()
+    assert main(["tune", "--n-trials", "2", *TINY_ARGS, "--seed", "0", "-f", str(tmp_path)]) == 0
+    assert "Continuing study 'distilled_dqn_CartPole-v1': 3 trials so far" in capsys.readouterr().out
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path))
+    trials = study.get_trials()
+    assert [trial.number for trial in trials] == [0, 1, 2, 3, 4]
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    check_trials_in_range(trials)
+    # The sampler is seeded after the trials so far: the new trials do not repeat the first ones
+    assert len({(trial.params["alpha"], trial.params["temperature"]) for trial in trials}) == 5
+    assert json.loads((tmp_path / STUDY_NAME / "report_1" / "summary.json").read_text())["trials"] == {"COMPLETE": 5}
+    # The first run's outputs are left as they were
+    assert (first_study / STUDY_NAME / "report_1" / "distilled_dqn.yml").read_bytes() == first_report
+    assert not (first_study / STUDY_NAME / "report_2").exists()
+
+
+def test_each_run_writes_a_new_report_folder(tmp_path):
+    storage = sqlite_url(tmp_path)
+    for _ in range(2):
+        assert main(["tune", "--n-trials", "1", *TINY_ARGS, "--storage", storage, "-f", str(tmp_path / "out")]) == 0
+    reports = sorted(path.name for path in (tmp_path / "out" / STUDY_NAME).iterdir())
+    assert reports == ["report_1", "report_2"]
+    # One complete trial: the history is drawn, importances and the landscape need two, and say so
+    assert json.loads((tmp_path / "out" / STUDY_NAME / "report_1" / "summary.json").read_text())["skipped"] == {
+        "param_importances": "needs at least 2 complete trials, the study has 1",
+        "contour": "needs at least 2 complete trials, the study has 1",
+    }
+    assert (tmp_path / "out" / STUDY_NAME / "report_1" / "optimization_history.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("not-a-database-url", "not-a-database-url"),
+        ("sqlite:////nonexistent-folder/sub/studies.db", "sqlite:////nonexistent-folder/sub/studies.db"),
+        ("postgresql://tuner:secret@127.0.0.1:1/optuna", "postgresql://tuner:***@127.0.0.1:1/optuna"),
+    ],
+)
+def test_unreadable_storage_fails_before_any_trial(tmp_path, capsys, url, shown):
+    args = ["tune", *TINY_ARGS, "--storage", url, "-f", str(tmp_path / "out")]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "Cannot open the Optuna storage" in error and repr(shown) in error
+    assert "secret" not in error  # the password is not printed
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="Cannot open the Optuna storage"):
+        tune(storage=url, n_timesteps=300, settings=load_study_settings(log_folder=str(tmp_path / "out")))
+
+
+def test_study_with_another_search_space_is_refused(tmp_path, capsys):
+    storage = sqlite_url(tmp_path)
+    study = optuna.create_study(storage=storage, study_name="narrow", direction="maximize")
+    narrow = {
+        "alpha": optuna.distributions.FloatDistribution(0.0, 0.5),
+        "temperature": optuna.distributions.FloatDistribution(0.01, 10.0, log=True),
+    }
+    study.add_trial(optuna.trial.create_trial(params={"alpha": 0.1, "temperature": 1.0}, distributions=narrow, value=20.0))
+    assert main(["tune", *TINY_ARGS, "--storage", storage, "--study-name", "narrow", "-f", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "'narrow'" in error and "another search space" in error and "alpha: FloatDistribution(high=0.5" in error
+    assert len(optuna.load_study(study_name="narrow", storage=storage).trials) == 1  # no trial was run
+    assert not (tmp_path / "out").exists()
+
+
+def test_study_with_another_objective_is_refused(tmp_path, capsys):
+    storage = sqlite_url(tmp_path)
+    study = optuna.create_study(storage=storage, study_name="other", direction="maximize")
+    assert (
+        main(["tune", "--n-trials", "1", *TINY_ARGS, "--storage", storage, "--study-name", "other", "-f", str(tmp_path)]) == 0
+    )
+    # The same study with another budget: its values would not be comparable
+    args = ["tune", *TINY_ARGS, "-n", "600", "--storage", storage, "--study-name", "other", "-f", str(tmp_path / "out")]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "another objective" in error and "n_timesteps: study 300, now 600" in error
+    assert len(study.trials) == 1
+
+
+def test_n_trials_below_one_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--n-trials", "0", "-f", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--n-trials: 0 is not a positive integer" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_trials=0 must be an integer >= 1"):
+        load_study_settings(n_trials=0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_fewer_than_ten_evaluation_episodes_are_refused(tmp_path, capsys):
+    assert main(["tune", *TINY_ARGS, "--eval-episodes", "3", "-f", str(tmp_path)]) == 2
+    assert "eval_episodes=3 must be an integer >= 10" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_searched_hyperparameters_cannot_be_fixed(tmp_path, capsys):
+    assert main(["tune", *TINY_ARGS, "-f", str(tmp_path), "-params", "alpha:0.3"]) == 2
+    assert "['alpha'] are what the study searches" in capsys.readouterr().err
+
+
+def test_student_hyperparameter_distilled_dqn_refuses_fails_before_the_study(tmp_path, capsys):
+    assert main(["tune", *TINY_ARGS, "-f", str(tmp_path), "-params", "no_such_argument:1"]) == 2
+    assert "no_such_argument" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_teacher_that_does_not_fit_the_env_is_refused_before_the_study(tmp_path, capsys):
+    # A MountainCar teacher: 2 observations and 3 actions, CartPole has 4 and 2
+    teacher_path = tmp_path / "mountaincar_teacher.zip"
+    DQN("MlpPolicy", "MountainCar-v0", policy_kwargs=dict(net_arch=[8])).save(teacher_path)
+    assert main(["tune", *TINY_ARGS, "--teacher", str(teacher_path), "-f", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert str(teacher_path) in error and "Discrete(3)" in error and "Discrete(2)" in error
+    assert not (tmp_path / "out").exists()  # not even the storage was created
+
+
+def test_missing_study_defaults_file_is_named_and_leaves_the_other_commands_alone(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "tuning" / "study.yml"
+    monkeypatch.setattr(tuning, "STUDY_DEFAULTS_FILE", missing)
+    assert main(["tune", *TINY_ARGS, "-f", str(tmp_path / "out")]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert build_parser().parse_args(["distill", "--alpha", "0.3"]).alpha == 0.3
+
+
+def test_tune_without_optuna_says_which_extra_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sb3_distill.tuning", None)  # importing it raises ImportError
+    assert main(["tune", "--env", "CartPole-v1", "--n-trials", "3"]) == 2
+    assert "pip install 'sb3_distill[tuning]'" in capsys.readouterr().err
+
+
+def worker_command(*args: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "tuning" / "tune_distill.py"), *args]
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process: this checkout's package first, one torch thread (workers share the cores)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
+    storage = sqlite_url(tmp_path)
+    # Two updates per step from the first one, so that a trial lasts a few seconds, with a learning rate so small
+    # that the student stays as bad as at the start (short evaluation episodes); heartbeats every second
+    args = ["-n", "400", "-params", "policy_kwargs:dict(net_arch=[8])", "learning_rate:1e-7", "learning_starts:0"]
+    args += ["train_freq:1", "gradient_steps:2"]
+    args += ["--storage", storage, "--heartbeat-interval", "1", "--grace-period", "2", "--pruner", "none", "--seed", "0"]
+    worker = subprocess.Popen(
+        worker_command("--n-trials", "1", *args, "-f", str(tmp_path / "killed")),
+        cwd=REPO_ROOT,
+        env=worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        running: list[optuna.trial.FrozenTrial] = []
+        while not running and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (tmp_path / "studies.db").exists():
+                try:
+                    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+                    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                except (KeyError, sqlalchemy.exc.OperationalError):  # the worker is still creating the study
+                    continue
+        assert running, f"the worker never ran a trial: {worker.stderr.read().decode() if worker.poll() is not None else ''}"
+        time.sleep(0.5)  # its heartbeat thread has started
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stderr.close()
+    killed = running[0]
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    assert study.trials[killed.number].state == optuna.trial.TrialState.RUNNING  # nobody has noticed yet
+
+    time.sleep(3.5)  # past the grace period
+    settings = load_study_settings(heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=open_storage(storage, settings))
+    assert fail_stale_trials(study, settings) == [killed.number]
+    trials = study.get_trials()
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [trial for trial in trials if trial.state == optuna.trial.TrialState.WAITING]
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
+
+    # The next run of the same command runs the retry: same parameters, and it completes
+    assert main(["tune", "--n-trials", "1", *args, "-f", str(tmp_path / "rerun")]) == 0
+    retried = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials[retry.number]
+    assert retried.state == optuna.trial.TrialState.COMPLETE
+    assert retried.params == killed.params and retried.value is not None
+
+
+def find_postgres_program(name: str) -> str | None:
+    """A PostgreSQL server program: on the PATH, or where Debian's packages put it (newest version)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda path: int(Path(path).parts[4]))
+    return candidates[-1] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """
+    A real PostgreSQL server for this test: a new cluster in a temporary folder, on a free port of 127.0.0.1, stopped
+    afterwards. The server refuses to run as root, so as root it runs as the ``postgres`` user that Debian's
+    package creates (or a dedicated system user where there is none).
+    """
+    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2-binary is in the tests and tuning extras")
+    initdb, pg_ctl = find_postgres_program("initdb"), find_postgres_program("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        user = "postgres"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            user = "sb3distill-pg"
+            subprocess.run(["useradd", "--system", "--no-create-home", user], check=False)
+        run_as = ["runuser", "-u", user, "--"]
+    # Outside pytest's root-only temporary folder, so that the server's user can reach it
+    base = Path(tempfile.mkdtemp(prefix="sb3-distill-pg-"))
+    if run_as:
+        shutil.chown(base, user=run_as[2])
+    data_dir, port = base / "data", free_port()
+
+    def stop() -> None:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+    request.addfinalizer(stop)
+    subprocess.run(
+        [*run_as, initdb, "-D", str(data_dir), "-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    started = subprocess.run(
+        [*run_as, pg_ctl, "-D", str(data_dir), "-l", str(base / "server.log"), "-o", options, "-w", "-t", "60", "start"],
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr + (base / "server.log").read_text()
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE DATABASE optuna")
+    connection.close()
+    return f"postgresql://postgres@127.0.0.1:{port}/optuna"
+
+
+def test_two_workers_share_one_study_in_postgresql(postgres_url, tmp_path):
+    n_trials_per_worker = 2
+    args = ["--n-trials", str(n_trials_per_worker), *TINY_ARGS, "--storage", postgres_url, "--study-name", "shared"]
+    # Both workers write their reports into one folder: each gets its own numbered one
+    workers = [
+        subprocess.Popen(
+            worker_command(*args, "-f", str(tmp_path)),
+            cwd=REPO_ROOT,
+            env=worker_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=150)[0])
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert [worker.returncode for worker in workers] == [0, 0], "\n\n".join(outputs)
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.get_trials()
+    finished = [trial for trial in trials if trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    # The trials add up: none lost, none counted twice, none left running
+    assert len(trials) == len(finished) == 2 * n_trials_per_worker
+    assert sorted(trial.number for trial in trials) == list(range(2 * n_trials_per_worker))
+    assert all(trial.value is not None for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE)
+    check_trials_in_range(trials)
+    # Unseeded samplers: the workers did not sample the same parameters
+    assert len({(trial.params["alpha"], trial.params["temperature"]) for trial in trials}) == len(trials)
+    # Each worker ran its own trials (the study's user attributes hold no worker ids: the logs do)
+    assert [len(re.findall(r"Trial \d+ (?:finished with value|pruned)", output)) for output in outputs] == [2, 2]
+    assert sorted(path.name for path in (tmp_path / "shared").iterdir()) == ["report_1", "report_2"]
