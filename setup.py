@@ -21,6 +21,14 @@ install_requires = [
     "rich",
 ]
 
+# Data folders of the repository, installed as sb3_distill/data/...: Zoo configs, shipped teachers, study settings
+DATA_DIRS = {
+    "sb3_distill.data.zoo_configs": "zoo_configs",
+    "sb3_distill.data.zoo_configs.teachers": "zoo_configs/teachers",
+    "sb3_distill.data.tuning": "tuning",
+}
+DATA_FILES = ["*.yml", "*.zip", "*.json", "*.py"]
+
 extras = {
     # rl_zoo3's enjoy imports requests (for its Hub download) without declaring it
     "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests"],
@@ -35,8 +43,10 @@ extras["all"] = sorted({requirement for group in extras.values() for requirement
 
 setup(
     name="sb3_distill",
-    packages=find_packages(include=["sb3_distill", "sb3_distill.*"]),
-    package_data={"sb3_distill": ["py.typed", "version.txt", "data/*.zip", "data/*.json"]},
+    packages=[*find_packages(include=["sb3_distill", "sb3_distill.*"]), *DATA_DIRS],
+    # The top-level data folders ship inside the package, where sb3_distill.config.project_data_dir finds them
+    package_dir=DATA_DIRS,
+    package_data={"sb3_distill": ["py.typed", "version.txt"], **{package: DATA_FILES for package in DATA_DIRS}},
     install_requires=install_requires,
     extras_require=extras,
     entry_points={"console_scripts": ["sb3-distill=sb3_distill.cli:main"]},

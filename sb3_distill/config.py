@@ -17,12 +17,12 @@ ZOO_EVALUATED_KEYS = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwa
 
 def project_data_dir(name: str) -> Path:
     """
-    A data folder of the project (``zoo_configs``, ``tuning``): at the top of a source checkout, or copied into the
-    package (``sb3_distill/<name>``) by a regular install.
+    A data folder of the project (``zoo_configs``, ``tuning``): at the top of a source checkout (and an editable
+    install), or copied into the package as ``sb3_distill/data/<name>`` by a regular install (see setup.py).
 
     :param name: The folder's name
     """
-    installed = PACKAGE_DIR / name
+    installed = PACKAGE_DIR / "data" / name
     return installed if installed.is_dir() else PACKAGE_DIR.parent / name
 
 

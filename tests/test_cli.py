@@ -94,3 +94,42 @@ def test_default_config_files_exist():
 def test_zoo_subcommand_reaches_the_zoo_wrapper(capsys):
     assert main(["zoo", "fly"]) == 2
     assert "python -m sb3_distill.zoo {train,enjoy" in capsys.readouterr().err
+
+
+def test_regular_install_ships_configs_teacher_and_study_settings(tmp_path):
+    """A non-editable install carries zoo_configs/ (with the shipped teacher) and tuning/ inside the package."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    data = target / "sb3_distill" / "data"
+    assert (data / "zoo_configs" / "distilled_dqn.yml").is_file()
+    assert (data / "zoo_configs" / "teachers" / "CartPole-v1_dqn.zip").is_file()
+    assert (data / "tuning" / "study.yml").is_file()
+    located = subprocess.run(
+        [sys.executable, "-c", "from sb3_distill.config import zoo_configs_dir; print(zoo_configs_dir())"],
+        env={"PYTHONPATH": str(target), "PATH": ""},
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert located.stdout.strip() == str(data / "zoo_configs")
