@@ -328,8 +328,8 @@ class DistilledDQN(DQN):
                 distill_loss, agreement = self._distillation_terms(
                     replay_data.observations, all_q_values, getattr(replay_data, "teacher_q_values", None)
                 )
-                # L = (1 - alpha) * L_TD + alpha * T^2 * KL(p_T || p_S)
-                loss = (1.0 - alpha) * td_loss + alpha * distill_loss
+                # L = (1 - alpha) * L_TD + alpha * T^2 * KL(p_T || p_S), as one interpolation (exact at alpha = 0 and 1)
+                loss = th.lerp(td_loss, distill_loss, alpha)
                 distill_losses.append(distill_loss.detach())
                 agreements.append(agreement)
             losses.append(loss.detach())
