@@ -13,7 +13,7 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, Mult
 from torch.nn import functional as F
 
 from sb3_distill.buffers import TeacherValuesMixin, add_teacher_values
-from sb3_distill.losses import distillation_loss, teacher_agreement
+from sb3_distill.losses import distillation_loss, greedy_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
@@ -268,20 +268,20 @@ class DistilledDQN(DQN):
         self, observations: PyTorchObs, student_q_values: th.Tensor, teacher_q_values: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
         """
-        The distillation loss and the teacher agreement on a batch.
+        The distillation loss on a batch, and where the student's and the teacher's greedy actions agree.
 
         :param observations: The sampled observations
         :param student_q_values: The student's Q-values for all actions on them, with gradients
         :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
             else None to evaluate the teacher now
-        :return: (distillation loss, share of the batch where the greedy actions agree)
+        :return: (distillation loss, boolean agreement per sample)
         """
         assert self.teacher is not None
         if teacher_q_values is None:
             teacher_q_values = self.teacher.q_values(observations)
         return (
             distillation_loss(student_q_values, teacher_q_values, self.temperature),
-            teacher_agreement(student_q_values, teacher_q_values),
+            greedy_agreement(student_q_values, teacher_q_values),
         )
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
@@ -350,7 +350,7 @@ class DistilledDQN(DQN):
         self.logger.record("train/alpha", alpha)
         if distill_losses:
             self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
-            self.logger.record("train/teacher_agreement", th.stack(agreements).mean().item())
+            self.logger.record("train/teacher_agreement", th.cat(agreements).float().mean().item())
 
     def learn(
         self: SelfDistilledDQN,
