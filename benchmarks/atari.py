@@ -22,12 +22,11 @@ if __package__ in (None, ""):  # run as `python benchmarks/atari.py`
 import numpy as np
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_atari_env
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecFrameStack
 
-from benchmarks.common import RandomAgent, bar_chart, base_parser, command_line, machine_description, write_csv, write_json
+from benchmarks.common import bar_chart, base_parser, command_line, machine_description, write_csv, write_json
 from sb3_distill.config import zoo_config_path
-from sb3_distill.report import count_parameters
+from sb3_distill.report import count_parameters, normalized_score, random_policy_return
 from sb3_distill.teacher import resolve_model_path
 from sb3_distill.zoo import main as zoo
 
@@ -44,9 +43,7 @@ def last_evaluation(run_dir: Path) -> tuple[float, float]:
 
 def random_return(env_id: str, episodes: int, seed: int, env_kwargs: dict) -> float:
     env = VecFrameStack(make_atari_env(env_id, n_envs=1, seed=seed, env_kwargs=env_kwargs), n_stack=4)
-    returns, _ = evaluate_policy(RandomAgent(env.action_space, seed), env, n_eval_episodes=episodes,
-                                 return_episode_rewards=True)  # fmt: skip
-    return float(np.mean(returns))
+    return random_policy_return(env, episodes, seed)
 
 
 def zoo_train(*arguments: str) -> Path:
@@ -115,7 +112,7 @@ def main() -> None:
             student = DQN.load(run_dir / f"{env_id}.zip", device="cpu")
             student_return, student_std = last_evaluation(run_dir)
             parameters = count_parameters(student.q_net)
-            score = 100 * (student_return - random) / (teacher_return - random) if teacher_return != random else float("nan")
+            score = 100 * normalized_score(student_return, teacher_return, random)
             rows.append({"env_id": env_id, "model": f"student {label} (features_dim {features_dim})", "parameters": parameters,
                          "parameter_ratio": parameters / teacher_parameters, "env_steps": int(student.num_timesteps),
                          "return_mean": student_return, "return_std": student_std, "score_pct": score,

@@ -18,7 +18,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from sb3_distill import DistilledDQN
 from sb3_distill.cli import zoo_recipe
 from sb3_distill.config import resolve_relative_to, zoo_config_path
-from sb3_distill.report import count_parameters
+from sb3_distill.report import count_parameters, random_policy_return
 
 # The three agents of the sample-efficiency comparison
 DISTILLED = "distilled student"
@@ -73,23 +73,12 @@ def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[fl
     return float(np.mean(returns)), float(np.std(returns))
 
 
-class RandomAgent:
-    """Uniformly random actions, for the return a normalized score starts from."""
-
-    def __init__(self, action_space: Any, seed: int):
-        self.action_space = action_space
-        self.action_space.seed(seed)
-
-    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False):
-        return np.array([self.action_space.sample() for _ in range(len(observation))]), None
-
-
 def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, float]:
     """The teacher's and a random policy's mean returns, and the teacher's size."""
     teacher_path = student_recipe(env_id)[0]
     teacher = DQN.load(teacher_path, device="cpu")
     teacher_mean, teacher_std = mean_return(teacher, env_id, n_episodes, seed)
-    random_mean, _ = mean_return(RandomAgent(teacher.action_space, seed), env_id, n_episodes, seed)
+    random_mean = random_policy_return(make_vec_env(env_id, n_envs=1, seed=seed), n_episodes, seed)
     return {
         "teacher_return": teacher_mean,
         "teacher_std": teacher_std,

@@ -40,7 +40,7 @@ from benchmarks.common import (
     write_csv,
     write_json,
 )
-from sb3_distill.report import count_parameters
+from sb3_distill.report import count_parameters, normalized_score
 
 DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 # Evaluation period per env (environment steps)
@@ -103,7 +103,7 @@ def summarize(env_id: str, reference: dict[str, Any], results: list[dict[str, An
             "seeds": len(runs),
             "final_return_mean": float(finals.mean()),
             "final_return_std": float(finals.std()),
-            "final_score_pct": float(100 * (finals.mean() - random) / (teacher - random)),
+            "final_score_pct": 100 * normalized_score(float(finals.mean()), teacher, random),
             f"median_steps_to_{round(100 * reach)}pct": median_steps,
             "seeds_reached": int(np.isfinite(steps).sum()),
             "teacher_return": teacher,

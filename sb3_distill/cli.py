@@ -32,7 +32,13 @@ from sb3_distill.config import (
     zoo_config_path,
 )
 from sb3_distill.distilled_dqn import DistilledDQN
-from sb3_distill.report import comparison_dict, comparison_table, evaluate_agent, plot_learning_curve
+from sb3_distill.report import (
+    comparison_dict,
+    comparison_table,
+    evaluate_agent,
+    plot_learning_curve,
+    random_policy_return,
+)
 from sb3_distill.teacher import load_model_zip
 
 DEFAULT_ENV = "CartPole-v1"
@@ -183,8 +189,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     teacher_result = evaluate_agent("teacher", teacher_model, student.teacher.network, eval_env, args.eval_episodes)
     student_result = evaluate_agent("student", student, student.q_net, eval_env, args.eval_episodes)
 
-    print(f"\n{args.env}: distilled in {train_seconds:.0f} s\n" + comparison_table(teacher_result, student_result))
-    comparison = comparison_dict(teacher_result, student_result)
+    random_return = random_policy_return(eval_env, args.eval_episodes, seed=args.seed)
+    print(
+        f"\n{args.env}: distilled in {train_seconds:.0f} s\n" + comparison_table(teacher_result, student_result, random_return)
+    )
+    comparison = comparison_dict(teacher_result, student_result, random_return)
     comparison.update(
         env_id=args.env,
         teacher_path=str(teacher_path),

@@ -3,12 +3,15 @@
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 
 def count_parameters(module: th.nn.Module) -> int:
@@ -56,32 +59,79 @@ def evaluate_agent(name: str, model: BaseAlgorithm, network: th.nn.Module, env: 
     )
 
 
-def comparison_table(teacher: AgentResult, student: AgentResult) -> str:
+class RandomAgent:
+    """
+    Uniformly random actions: the zero of the normalized score.
+
+    :param action_space: The env's action space
+    :param seed: Seed of the action space's sampler
+    """
+
+    def __init__(self, action_space: spaces.Space, seed: int = 0):
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple:
+        n_envs = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
+        return np.array([self.action_space.sample() for _ in range(n_envs)]), state
+
+
+def random_policy_return(env: VecEnv, n_episodes: int, seed: int = 0) -> float:
+    """
+    Mean return of uniformly random actions.
+
+    :param env: Evaluation env (seeded by the caller)
+    :param n_episodes: Number of episodes
+    :param seed: Seed of the random actions
+    """
+    returns, _ = evaluate_policy(
+        RandomAgent(env.action_space, seed), env, n_eval_episodes=n_episodes, return_episode_rewards=True
+    )
+    return float(np.mean(returns))
+
+
+def normalized_score(mean_return: float, teacher_return: float, random_return: float) -> float:
+    """
+    A return on the scale where a random policy scores 0 and the teacher 1: meaningful for negative returns too.
+
+    :param mean_return: The return to score
+    :param teacher_return: The teacher's return
+    :param random_return: A random policy's return
+    """
+    if teacher_return == random_return:
+        return float("nan")
+    return (mean_return - random_return) / (teacher_return - random_return)
+
+
+def comparison_table(teacher: AgentResult, student: AgentResult, random_return: float) -> str:
     """
     The side-by-side comparison printed after a distillation run.
 
     :param teacher: The teacher's measurements
     :param student: The student's measurements
+    :param random_return: A random policy's mean return on the same evaluation
     """
-    header = f"{'':<10}{'parameters':>12}{'mean return':>14}{'std':>9}{'episodes':>10}{'env steps':>12}"
+    header = f"{'':<16}{'parameters':>12}{'mean return':>14}{'std':>9}{'episodes':>10}{'env steps':>12}"
     rows = [
-        f"{result.name:<10}{result.parameters:>12,}{result.mean_return:>14.1f}{result.std_return:>9.1f}"
+        f"{result.name:<16}{result.parameters:>12,}{result.mean_return:>14.1f}{result.std_return:>9.1f}"
         f"{result.n_episodes:>10}{result.env_steps:>12,}"
         for result in (teacher, student)
     ]
-    parameter_ratio = student.parameters / teacher.parameters
-    return_ratio = student.mean_return / teacher.mean_return if teacher.mean_return != 0 else float("nan")
-    rows.append(f"{'ratio':<10}{parameter_ratio:>12.2%}{return_ratio:>14.1%}")
-    return "\n".join([header, *rows])
+    rows.append(f"{'random policy':<16}{'':>12}{random_return:>14.1f}")
+    score = normalized_score(student.mean_return, teacher.mean_return, random_return)
+    rows.append(f"{'student/teacher':<16}{student.parameters / teacher.parameters:>12.2%}{score:>14.1%}")
+    footnote = "(return as a share of the teacher's: random policy = 0%, teacher = 100%)"
+    return "\n".join([header, *rows, footnote])
 
 
-def comparison_dict(teacher: AgentResult, student: AgentResult) -> dict:
+def comparison_dict(teacher: AgentResult, student: AgentResult, random_return: float) -> dict:
     """The comparison as JSON-ready data."""
     return {
         "teacher": asdict(teacher),
         "student": asdict(student),
+        "random_return": random_return,
         "parameter_ratio": student.parameters / teacher.parameters,
-        "return_ratio": student.mean_return / teacher.mean_return if teacher.mean_return != 0 else None,
+        "normalized_score": normalized_score(student.mean_return, teacher.mean_return, random_return),
     }
 
 

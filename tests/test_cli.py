@@ -38,7 +38,8 @@ def test_distill_on_the_embedded_teacher_prints_and_saves_the_comparison(tmp_pat
     assert comparison["parameter_ratio"] == pytest.approx(114 / 67_586)
     assert comparison["student"]["env_steps"] >= 600
     assert comparison["student"]["n_episodes"] == 2
-    assert "parameters" in output and "0.17%" in output
+    assert "parameters" in output and "0.17%" in output and "random policy" in output
+    assert comparison["random_return"] < comparison["teacher"]["mean_return"]
     assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_SIGNATURE)
     assert DQN.load(run_dir / "student.zip").policy.q_net.q_net[0].out_features == 16
     # A second run gets a new folder: nothing saved is overwritten
@@ -133,3 +134,12 @@ def test_regular_install_ships_configs_teacher_and_study_settings(tmp_path):
         text=True,
     )
     assert located.stdout.strip() == str(data / "zoo_configs")
+
+
+def test_normalized_score_puts_random_at_zero_and_teacher_at_one():
+    from sb3_distill.report import normalized_score
+
+    assert normalized_score(-109.0, teacher_return=-109.0, random_return=-500.0) == 1.0
+    assert normalized_score(-500.0, teacher_return=-109.0, random_return=-500.0) == 0.0
+    # A student better than its teacher on a negative-return env scores above 1
+    assert normalized_score(-90.0, teacher_return=-109.0, random_return=-500.0) > 1.0
