@@ -47,44 +47,51 @@ def build(variant: str, env_id: str, fill_steps: int, seed: int = 0) -> tuple[DQ
     return model, gradient_steps if gradient_steps > 0 else train_freq, train_freq, kwargs.get("batch_size", 32)
 
 
-def time_updates(env_id: str, rounds: int, fill_steps: int) -> dict[str, list[float]]:
+def time_updates(env_id: str, rounds: int, calls_per_round: int, fill_steps: int) -> dict[str, np.ndarray]:
+    """CPU seconds per gradient update of each variant, round by round (the variants take turns within a round)."""
     models = {variant: build(variant, env_id, fill_steps) for variant in VARIANTS}
     seconds_per_update: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for round_index in range(rounds):
-        # Rotate the order so no variant always runs first (caches, turbo)
+        # Rotate the order so no variant always runs first (caches, frequency changes)
         order = VARIANTS[round_index % 3 :] + VARIANTS[: round_index % 3]
         for variant in order:
             model, gradient_steps, train_freq, batch_size = models[variant]
-            if isinstance(model.replay_buffer, TeacherValuesMixin):
-                # The teacher pass a rollout of train_freq new transitions costs before the update
-                model.replay_buffer.n_uncached = train_freq
             # CPU time of this process (one torch thread): steadier than wall time on a shared machine
             start = time.process_time()
-            model.train(gradient_steps=gradient_steps, batch_size=batch_size)
-            seconds_per_update[variant].append((time.process_time() - start) / gradient_steps)
-    return seconds_per_update
+            for _ in range(calls_per_round):
+                if isinstance(model.replay_buffer, TeacherValuesMixin):
+                    # The teacher pass a rollout of train_freq new transitions costs before the update
+                    model.replay_buffer.n_uncached = train_freq
+                model.train(gradient_steps=gradient_steps, batch_size=batch_size)
+            seconds_per_update[variant].append((time.process_time() - start) / (calls_per_round * gradient_steps))
+    return {variant: np.array(values) for variant, values in seconds_per_update.items()}
 
 
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/overhead")
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "LunarLander-v3"])
-    parser.add_argument("--rounds", type=int, default=60, help="Timed train() calls per variant (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=40, help="Rounds of timing (default: %(default)s)")
+    parser.add_argument(
+        "--calls-per-round", type=int, default=5, help="train() calls per variant and round (default: %(default)s)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     args = parser.parse_args()
     if args.smoke:
-        args.envs, args.rounds = args.envs[:1], 3
+        args.envs, args.rounds, args.calls_per_round = args.envs[:1], 3, 1
     th.set_num_threads(args.threads)
     rows = []
-    print(f"{'env':<16}{'variant':<26}{'ms / update':>12}{'ratio to DQN':>14}")
+    print(f"{'env':<16}{'variant':<26}{'ms / update':>12}{'ratio to DQN':>14}{'ratio IQR':>16}")
     for env_id in args.envs:
-        timings = time_updates(env_id, args.rounds, fill_steps=300 if args.smoke else 2_000)
-        dqn_median = float(np.median(timings["DQN"]))
+        timings = time_updates(env_id, args.rounds, args.calls_per_round, fill_steps=300 if args.smoke else 2_000)
         for variant in VARIANTS:
-            median = float(np.median(timings[variant]))
-            rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": 1e3 * median,
-                         "ms_per_update_p90": 1e3 * float(np.percentile(timings[variant], 90)),
-                         "ratio_to_dqn": median / dqn_median, "rounds": args.rounds})  # fmt: skip
-            print(f"{env_id:<16}{variant:<26}{1e3 * median:>12.3f}{median / dqn_median:>14.2f}")
+            # Ratio within each round, then the median over rounds: robust to the machine speeding up or slowing down
+            ratios = timings[variant] / timings["DQN"]
+            low, high = np.percentile(ratios, [25, 75])
+            rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": 1e3 * float(np.median(timings[variant])),
+                         "ratio_to_dqn": float(np.median(ratios)), "ratio_q25": float(low), "ratio_q75": float(high),
+                         "rounds": args.rounds, "calls_per_round": args.calls_per_round})  # fmt: skip
+            print(f"{env_id:<16}{variant:<26}{1e3 * np.median(timings[variant]):>12.3f}{np.median(ratios):>14.2f}"
+                  f"{f'{low:.2f} - {high:.2f}':>16}")  # fmt: skip
     output_dir = Path(args.output_dir)
     write_csv(rows, output_dir / "overhead.csv")
     write_json({"command": command_line(), "machine": machine_description(), "torch_threads": args.threads, "rows": rows},
