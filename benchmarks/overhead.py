@@ -87,10 +87,11 @@ def main() -> None:
             # Ratio within each round, then the median over rounds: robust to the machine speeding up or slowing down
             ratios = timings[variant] / timings["DQN"]
             low, high = np.percentile(ratios, [25, 75])
-            rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": 1e3 * float(np.median(timings[variant])),
+            median_ms = 1e3 * float(np.median(timings[variant]))
+            rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": median_ms,
                          "ratio_to_dqn": float(np.median(ratios)), "ratio_q25": float(low), "ratio_q75": float(high),
                          "rounds": args.rounds, "calls_per_round": args.calls_per_round})  # fmt: skip
-            print(f"{env_id:<16}{variant:<26}{1e3 * np.median(timings[variant]):>12.3f}{np.median(ratios):>14.2f}"
+            print(f"{env_id:<16}{variant:<26}{median_ms:>12.3f}{np.median(ratios):>14.2f}"
                   f"{f'{low:.2f} - {high:.2f}':>16}")  # fmt: skip
     output_dir = Path(args.output_dir)
     write_csv(rows, output_dir / "overhead.csv")
