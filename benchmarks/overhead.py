@@ -30,10 +30,14 @@ from sb3_distill.buffers import TeacherValuesMixin
 VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")
 
 
-def build(variant: str, env_id: str, fill_steps: int, seed: int = 0) -> tuple[DQN, int, int, int]:
+def build(
+    variant: str, env_id: str, fill_steps: int, net_arch: list[int] | None = None, seed: int = 0
+) -> tuple[DQN, int, int, int]:
     """A model of the variant with the env's student settings and a buffer filled without training."""
     teacher, _, policy, kwargs = student_recipe(env_id)
     kwargs["learning_starts"] = fill_steps  # fill only: updates are called and timed by hand
+    if net_arch is not None:
+        kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "net_arch": net_arch}
     env = make_vec_env(env_id, n_envs=1, seed=seed)
     if variant == "DQN":
         kwargs.pop("alpha"), kwargs.pop("temperature")
@@ -47,9 +51,11 @@ def build(variant: str, env_id: str, fill_steps: int, seed: int = 0) -> tuple[DQ
     return model, gradient_steps if gradient_steps > 0 else train_freq, train_freq, kwargs.get("batch_size", 32)
 
 
-def time_updates(env_id: str, rounds: int, calls_per_round: int, fill_steps: int) -> dict[str, np.ndarray]:
+def time_updates(
+    env_id: str, rounds: int, calls_per_round: int, fill_steps: int, net_arch: list[int] | None
+) -> dict[str, np.ndarray]:
     """CPU seconds per gradient update of each variant, round by round (the variants take turns within a round)."""
-    models = {variant: build(variant, env_id, fill_steps) for variant in VARIANTS}
+    models = {variant: build(variant, env_id, fill_steps, net_arch) for variant in VARIANTS}
     seconds_per_update: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for round_index in range(rounds):
         # Rotate the order so no variant always runs first (caches, frequency changes)
@@ -74,6 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--calls-per-round", type=int, default=5, help="train() calls per variant and round (default: %(default)s)"
     )
+    parser.add_argument("--net-arch", type=int, nargs="+", default=None, help="Student hidden layers (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     args = parser.parse_args()
     if args.smoke:
@@ -82,7 +89,7 @@ def main() -> None:
     rows = []
     print(f"{'env':<16}{'variant':<26}{'ms / update':>12}{'ratio to DQN':>14}{'ratio IQR':>16}")
     for env_id in args.envs:
-        timings = time_updates(env_id, args.rounds, args.calls_per_round, fill_steps=300 if args.smoke else 2_000)
+        timings = time_updates(env_id, args.rounds, args.calls_per_round, 300 if args.smoke else 2_000, args.net_arch)
         for variant in VARIANTS:
             # Ratio within each round, then the median over rounds: robust to the machine speeding up or slowing down
             ratios = timings[variant] / timings["DQN"]
@@ -95,7 +102,8 @@ def main() -> None:
                   f"{f'{low:.2f} - {high:.2f}':>16}")  # fmt: skip
     output_dir = Path(args.output_dir)
     write_csv(rows, output_dir / "overhead.csv")
-    write_json({"command": command_line(), "machine": machine_description(), "torch_threads": args.threads, "rows": rows},
+    write_json({"command": command_line(), "machine": machine_description(), "torch_threads": args.threads,
+                "net_arch": args.net_arch or "from zoo_configs/distilled_dqn.yml", "rows": rows},
                output_dir / "overhead.json")  # fmt: skip
     env_ids = list(dict.fromkeys(row["env_id"] for row in rows))
     bar_chart(
