@@ -16,8 +16,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_distill import DistilledDQN
-from sb3_distill.cli import zoo_recipe
-from sb3_distill.config import resolve_relative_to, zoo_config_path
+from sb3_distill.cli import run_teacher, zoo_recipe
+from sb3_distill.config import zoo_config_path
 from sb3_distill.report import count_parameters, random_policy_return
 
 # The three agents of the sample-efficiency comparison
@@ -31,8 +31,7 @@ def student_recipe(env_id: str) -> tuple[Path, int, str, dict[str, Any]]:
     """The env's student from ``zoo_configs/distilled_dqn.yml``: (teacher path, n_timesteps, policy, kwargs)."""
     config_file = zoo_config_path("distilled_dqn")
     n_timesteps, policy, _, kwargs = zoo_recipe(config_file, env_id)
-    teacher = resolve_relative_to(kwargs.pop("teacher"), config_file.parent)
-    return teacher, n_timesteps, policy, kwargs
+    return run_teacher(None, kwargs.pop("teacher", None), config_file, env_id), n_timesteps, policy, kwargs
 
 
 def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] | None = None) -> tuple[DQN, int]:
