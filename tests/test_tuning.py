@@ -268,7 +268,12 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
             if (tmp_path / "studies.db").exists():
                 try:
                     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-                    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                    # Running, and past sampling: a trial is RUNNING before its parameters are suggested
+                    running = [
+                        trial
+                        for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                        if {"alpha", "temperature"} <= trial.params.keys()
+                    ]
                 except (KeyError, sqlalchemy.exc.OperationalError):  # the worker is still creating the study
                     continue
         assert running, f"the worker never ran a trial: {worker.stderr.read().decode() if worker.poll() is not None else ''}"
@@ -280,9 +285,9 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
             worker.kill()
             worker.wait()
         worker.stderr.close()
-    killed = running[0]
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-    assert study.trials[killed.number].state == optuna.trial.TrialState.RUNNING  # nobody has noticed yet
+    killed = study.trials[running[0].number]  # as the worker left it
+    assert killed.state == optuna.trial.TrialState.RUNNING  # nobody has noticed yet
 
     time.sleep(3.5)  # past the grace period
     settings = load_study_settings(heartbeat_interval=1, grace_period=2)
