@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import VecFrameStack
 
 from benchmarks.common import bar_chart, base_parser, command_line, machine_description, write_csv, write_json
 from sb3_distill.config import zoo_config_path
-from sb3_distill.report import count_parameters, normalized_score, random_policy_return
+from sb3_distill.report import count_parameters, format_score, normalized_score, random_policy_return
 from sb3_distill.teacher import resolve_model_path
 from sb3_distill.zoo import main as zoo
 
@@ -120,9 +120,10 @@ def main() -> None:
 
     print(f"\n{'env':<24}{'model':<32}{'params':>11}{'ratio':>8}{'env steps':>12}{'return':>16}{'% teacher':>11}")
     for row in rows:
+        score = format_score(row["score_pct"] / 100)
         print(f"{row['env_id']:<24}{row['model']:<32}{row['parameters']:>11,}{row['parameter_ratio']:>8.1%}{row['env_steps']:>12,}"
-              f"{row['return_mean']:>9.1f} +/-{row['return_std']:>4.1f}{row['score_pct']:>10.1f}%")  # fmt: skip
-    print("(% teacher: random policy = 0%, teacher = 100%)")
+              f"{row['return_mean']:>9.1f} +/-{row['return_std']:>4.1f}{score:>11}")  # fmt: skip
+    print("(% teacher: random policy = 0%, teacher = 100%; n/a: the teacher does no better than random)")
     write_csv(rows, output_dir / "atari.csv")
     bar_chart(
         [f"{row['env_id'].replace('NoFrameskip-v4', '')}\n{row['model'].split(' (')[0]}" for row in rows],

@@ -1,5 +1,6 @@
 """Measure and show what distillation gave: parameter counts, returns, learning curves."""
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,6 +104,11 @@ def normalized_score(mean_return: float, teacher_return: float, random_return: f
     return (mean_return - random_return) / (teacher_return - random_return)
 
 
+def format_score(score: float) -> str:
+    """A normalized score as a percentage, or ``n/a`` where it is undefined (a teacher no better than random)."""
+    return "n/a" if math.isnan(score) else f"{score:.1%}"
+
+
 def comparison_table(teacher: AgentResult, student: AgentResult, random_return: float) -> str:
     """
     The side-by-side comparison printed after a distillation run.
@@ -119,8 +125,8 @@ def comparison_table(teacher: AgentResult, student: AgentResult, random_return: 
     ]
     rows.append(f"{'random policy':<16}{'':>12}{random_return:>14.1f}")
     score = normalized_score(student.mean_return, teacher.mean_return, random_return)
-    rows.append(f"{'student/teacher':<16}{student.parameters / teacher.parameters:>12.2%}{score:>14.1%}")
-    footnote = "(return as a share of the teacher's: random policy = 0%, teacher = 100%)"
+    rows.append(f"{'student/teacher':<16}{student.parameters / teacher.parameters:>12.2%}{format_score(score):>14}")
+    footnote = "(return as a share of the teacher's: random policy = 0%, teacher = 100%; n/a: teacher no better than random)"
     return "\n".join([header, *rows, footnote])
 
 

@@ -143,3 +143,12 @@ def test_normalized_score_puts_random_at_zero_and_teacher_at_one():
     assert normalized_score(-500.0, teacher_return=-109.0, random_return=-500.0) == 0.0
     # A student better than its teacher on a negative-return env scores above 1
     assert normalized_score(-90.0, teacher_return=-109.0, random_return=-500.0) > 1.0
+
+
+def test_score_of_a_teacher_no_better_than_random_is_not_a_number_and_shown_as_na():
+    from sb3_distill.report import format_score, normalized_score
+
+    score = normalized_score(-1.0, teacher_return=-21.0, random_return=-21.0)
+    assert score != score  # NaN
+    assert format_score(score) == "n/a"
+    assert format_score(normalized_score(-60.0, teacher_return=-21.0, random_return=-100.0)) == "50.6%"
