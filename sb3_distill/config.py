@@ -31,6 +31,29 @@ def zoo_configs_dir() -> Path:
     return project_data_dir("zoo_configs")
 
 
+def shipped_teachers() -> list[str]:
+    """The env ids that have a teacher shipped with the package (``zoo_configs/teachers/<env>_dqn.zip``), sorted."""
+    suffix = "_dqn.zip"
+    return sorted(path.name[: -len(suffix)] for path in (zoo_configs_dir() / "teachers").glob(f"*{suffix}"))
+
+
+def shipped_teacher(env_id: str) -> Path:
+    """
+    The teacher zip that ships with the package for an env, e.g. ``shipped_teacher("CartPole-v1")``: found in a
+    source checkout (and an editable install) as in a regular install. Give it as ``DistilledDQN(teacher=...)``.
+
+    :param env_id: The env id (``CartPole-v1``)
+    :return: The path of ``zoo_configs/teachers/<env_id>_dqn.zip``
+    """
+    path = zoo_configs_dir() / "teachers" / f"{env_id}_dqn.zip"
+    if not path.is_file():
+        raise ValueError(
+            f"No teacher ships for env {env_id!r} (no {str(path)!r}); the envs with a shipped teacher are "
+            f"{shipped_teachers()}. Train one with `sb3-distill teacher --env {env_id}` and pass its path instead."
+        )
+    return path
+
+
 def zoo_config_path(algo: str) -> Path:
     """
     The project's config file for an algorithm, e.g. ``zoo_configs/distilled_dqn.yml``.

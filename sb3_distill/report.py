@@ -156,15 +156,14 @@ def plot_learning_curve(
     :param title: Plot title
     :return: The PNG's path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: draws without touching the caller's backend or pyplot's open figures
+    from matplotlib.figure import Figure
 
     evaluations = np.load(evaluations_file)
     timesteps, returns = evaluations["timesteps"], evaluations["results"]
     mean, std = returns.mean(axis=1), returns.std(axis=1)
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     axes.plot(timesteps, mean, marker="o", label="student")
     axes.fill_between(timesteps, mean - std, mean + std, alpha=0.25)
     axes.axhline(teacher_return, color="black", linestyle="--", label="teacher")
@@ -174,5 +173,4 @@ def plot_learning_curve(
     axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(output_file, dpi=100)
-    plt.close(figure)
     return Path(output_file)
