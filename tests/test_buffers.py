@@ -1,16 +1,25 @@
 """The teacher's values kept in the replay buffer (teacher_cache=True) against evaluating the teacher per batch."""
 
+import base64
+import json
+import subprocess
+import sys
+import zipfile
+
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_distill import DistilledDQN, distillation_loss
 from sb3_distill.buffers import (
+    TEACHER_VALUES_BUFFERS,
+    TeacherReplayBufferSamples,
     TeacherValuesDictReplayBuffer,
     TeacherValuesNStepReplayBuffer,
     TeacherValuesReplayBuffer,
@@ -104,10 +113,13 @@ def test_teacher_sees_each_stored_observation_once(cartpole_teacher_path):
     assert n_uncached > 4 * n_cached
 
 
-def test_cache_on_and_off_train_alike(cartpole_teacher_path):
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_cache_on_and_off_train_alike(cartpole_teacher_path, n_envs):
     parameters = []
     for teacher_cache in (True, False):
-        student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path, teacher_cache=teacher_cache, seed=4,
+        # The buffer with values samples the same transitions as SB3's, from the same draws, so training is the same
+        env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=4)
+        student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, teacher_cache=teacher_cache, seed=4,
                                **STUDENT_KWARGS)  # fmt: skip
         student.learn(300)
         parameters.append([parameter.detach().clone() for parameter in student.policy.parameters()])
@@ -143,12 +155,42 @@ def test_cache_off_keeps_sb3_buffer(cartpole_teacher_path):
     assert not student._uses_teacher_values()
 
 
-def test_vec_normalize_evaluates_the_teacher_per_batch(cartpole_teacher_path):
-    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
-    student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, seed=0, **STUDENT_KWARGS)
+def test_vec_normalize_evaluates_the_teacher_per_batch_on_normalized_observations(cartpole_teacher_path):
+    runs = {}
+    for teacher_cache in (True, False):
+        env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+        student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, teacher_cache=teacher_cache, seed=0,
+                               **STUDENT_KWARGS)  # fmt: skip
+        initial = [parameter.detach().clone() for parameter in student.policy.parameters()]
+        student.learn(200)
+        runs[teacher_cache] = (student, initial)
+    student, initial = runs[True]
+    assert isinstance(student.replay_buffer, TeacherValuesReplayBuffer)
     assert not student._uses_teacher_values()
-    student.learn(200)
-    assert student._n_updates > 0
+    # Training moved the student, exactly as without the cache
+    trained = list(student.policy.parameters())
+    assert any(not th.equal(before, after) for before, after in zip(initial, trained, strict=True))
+    for cached, uncached in zip(trained, runs[False][0].policy.parameters(), strict=True):
+        th.testing.assert_close(cached, uncached, rtol=0, atol=0)
+
+    # One update: the distillation term gets no stored values, and the batch it sees is normalized
+    calls = []
+    distillation_terms = student._distillation_terms
+
+    def recording_distillation_terms(observations, student_q_values, teacher_q_values=None):
+        calls.append((observations, teacher_q_values))
+        return distillation_terms(observations, student_q_values, teacher_q_values)
+
+    student._distillation_terms = recording_distillation_terms
+    np.random.seed(7)
+    student.train(gradient_steps=1, batch_size=16)
+    np.random.seed(7)
+    raw_batch = student.replay_buffer.sample(16)  # the same draws, without normalization
+    ((observations, teacher_q_values),) = calls
+    assert teacher_q_values is None
+    expected = student._vec_normalize_env.normalize_obs(raw_batch.observations.numpy())
+    assert not np.allclose(expected, raw_batch.observations.numpy())
+    np.testing.assert_allclose(observations.numpy(), expected, rtol=1e-6)
 
 
 def test_replay_buffer_saved_by_dqn_gains_values(tmp_path, cartpole_teacher_path):
@@ -160,3 +202,140 @@ def test_replay_buffer_saved_by_dqn_gains_values(tmp_path, cartpole_teacher_path
     assert type(student.replay_buffer) is TeacherValuesReplayBuffer
     assert student.replay_buffer.n_uncached == 200
     assert_cached_values_match_the_teacher(student)
+
+
+def run_without_sb3_distill(code: str, cwd) -> None:
+    """Run ``code`` in a fresh Python that imports SB3 but not sb3_distill (and checks that nothing imported it)."""
+    code += "\nimport sys\nassert 'sb3_distill' not in sys.modules, 'sb3_distill was imported'\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def multi_env_dict_student(tmp_path):
+    DQN("MultiInputPolicy", SimpleMultiObsEnv(), seed=0, **STUDENT_KWARGS).save(tmp_path / "dict_teacher.zip")
+    return DistilledDQN("MultiInputPolicy", make_vec_env(SimpleMultiObsEnv, n_envs=2, seed=0),
+                        teacher=tmp_path / "dict_teacher.zip", seed=0, **STUDENT_KWARGS)  # fmt: skip
+
+
+def multi_env_student(teacher_path, **kwargs):
+    return DistilledDQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), teacher=teacher_path, seed=0,
+                        **{**STUDENT_KWARGS, **kwargs})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make_student, buffer_class",
+    [
+        (lambda teacher, tmp_path: multi_env_student(teacher), TeacherValuesReplayBuffer),
+        (lambda teacher, tmp_path: multi_env_student(teacher, n_steps=3), TeacherValuesNStepReplayBuffer),
+        (lambda teacher, tmp_path: multi_env_dict_student(tmp_path), TeacherValuesDictReplayBuffer),
+    ],
+    ids=["replay", "n_step", "dict"],
+)
+def test_multi_env_samples_are_sb3s_with_their_own_values(tmp_path, cartpole_teacher_path, make_student, buffer_class):
+    student = make_student(cartpole_teacher_path, tmp_path)
+    buffer = student.replay_buffer
+    assert type(buffer) is buffer_class and buffer.n_envs == 2
+    student.learn(300)
+    buffer.update_teacher_values(student.teacher)
+    sb3_buffer = buffer.sb3_buffer()
+    assert type(sb3_buffer) is buffer_class.sb3_class
+    for seed in range(3):
+        np.random.seed(seed)
+        batch = buffer.sample(64)
+        state_after_batch = np.random.get_state()
+        # SB3's own buffer, from the same draws: the same transitions, and the global generator left as SB3 leaves it
+        np.random.seed(seed)
+        sb3_batch = sb3_buffer.sample(64)
+        sb3_state = np.random.get_state()
+        assert state_after_batch[2:] == sb3_state[2:] and np.array_equal(state_after_batch[1], sb3_state[1])
+        assert isinstance(batch, TeacherReplayBufferSamples)
+        for name in sb3_batch._fields:
+            sampled, expected = getattr(batch, name), getattr(sb3_batch, name)
+            if isinstance(expected, dict):
+                assert all(th.equal(sampled[key], expected[key]) for key in expected)
+            elif expected is None:
+                assert sampled is None
+            else:
+                assert th.equal(sampled, expected), name
+        # Both envs are in the batch, each sample with its own observation's values
+        observations = batch.observations
+        assert len(th.unique(next(iter(observations.values())) if isinstance(observations, dict) else observations,
+                             dim=0)) > 1  # fmt: skip
+        th.testing.assert_close(batch.teacher_q_values, student.teacher.q_values(observations), rtol=1e-6, atol=1e-6)
+
+
+def test_samples_have_sb3s_fields_and_the_values():
+    assert TeacherReplayBufferSamples._fields == (*ReplayBufferSamples._fields, "teacher_q_values")
+
+
+@pytest.mark.parametrize(
+    "kwargs, sb3_class", [({}, ReplayBuffer), ({"n_steps": 3}, NStepReplayBuffer)], ids=["replay", "n_step"]
+)
+def test_zip_names_sb3s_buffer_class_and_loads_in_plain_sb3(tmp_path, cartpole_teacher_path, kwargs, sb3_class):
+    student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path, seed=0, **{**STUDENT_KWARGS, **kwargs})
+    assert type(student.replay_buffer) is TEACHER_VALUES_BUFFERS[sb3_class]
+    student.learn(100)
+    student.save(tmp_path / "student.zip")
+    assert student.replay_buffer_class is sb3_class
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        pickled_class = base64.b64decode(json.loads(archive.read("data"))["replay_buffer_class"][":serialized:"])
+    assert b"sb3_distill" not in pickled_class and sb3_class.__name__.encode() in pickled_class
+    run_without_sb3_distill(
+        f"from stable_baselines3 import DQN\nmodel = DQN.load({str(tmp_path / 'student.zip')!r})\n"
+        f"assert model.replay_buffer_class.__name__ == {sb3_class.__name__!r}, model.replay_buffer_class\n"
+        f"assert type(model.replay_buffer).__name__ == {sb3_class.__name__!r}\n"
+        f"assert model.n_steps == {kwargs.get('n_steps', 1)}",
+        cwd=tmp_path,
+    )
+    resumed = DistilledDQN.load(tmp_path / "student.zip", env=make_vec_env("CartPole-v1"), teacher=cartpole_teacher_path)
+    assert type(resumed.replay_buffer) is TEACHER_VALUES_BUFFERS[sb3_class]
+    assert resumed.replay_buffer_class is sb3_class
+    resumed.learn(100)
+    assert_cached_values_match_the_teacher(resumed)
+
+
+def test_saved_replay_buffer_loads_in_plain_sb3_and_regains_values(tmp_path, cartpole_teacher_path):
+    student = multi_env_student(cartpole_teacher_path)
+    student.learn(200)
+    student.save_replay_buffer(tmp_path / "buffer.pkl")
+    # The student's own buffer keeps its values
+    assert isinstance(student.replay_buffer, TeacherValuesReplayBuffer)
+    np.save(tmp_path / "observations.npy", student.replay_buffer.observations)
+    run_without_sb3_distill(
+        "import numpy as np\nfrom stable_baselines3 import DQN\nfrom stable_baselines3.common.buffers import ReplayBuffer\n"
+        "from stable_baselines3.common.env_util import make_vec_env\n"
+        "model = DQN('MlpPolicy', make_vec_env('CartPole-v1', n_envs=2), buffer_size=1000)\n"
+        "model.load_replay_buffer('buffer.pkl')\n"
+        "assert type(model.replay_buffer) is ReplayBuffer, type(model.replay_buffer)\n"
+        f"assert model.replay_buffer.size() == {student.replay_buffer.size()}\n"
+        "assert not hasattr(model.replay_buffer, 'teacher_q_values')\n"
+        "assert np.array_equal(model.replay_buffer.observations, np.load('observations.npy'))\n"
+        "model.replay_buffer.sample(8)",
+        cwd=tmp_path,
+    )
+    reloaded = multi_env_student(cartpole_teacher_path)
+    reloaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert type(reloaded.replay_buffer) is TeacherValuesReplayBuffer
+    assert reloaded.replay_buffer.size() == student.replay_buffer.size() == 100
+    # Recomputed before the next update: none is taken from the file
+    assert reloaded.replay_buffer.n_uncached == 100
+    assert reloaded.replay_buffer.sample(8).teacher_q_values is None
+    assert_cached_values_match_the_teacher(reloaded)
+
+
+def test_other_buffer_classes_warn_and_evaluate_per_batch(cartpole_teacher_path):
+    class CustomReplayBuffer(ReplayBuffer):
+        pass
+
+    with pytest.warns(UserWarning, match="teacher_cache=True has no effect with CustomReplayBuffer"):
+        student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path,
+                               replay_buffer_class=CustomReplayBuffer, **STUDENT_KWARGS)  # fmt: skip
+    assert type(student.replay_buffer) is CustomReplayBuffer
+    assert student.replay_buffer_class is CustomReplayBuffer
+    assert not student._uses_teacher_values()
+
+
+def test_dict_observations_get_sb3s_dict_buffer_class(tmp_path):
+    student = multi_env_dict_student(tmp_path)
+    assert type(student.replay_buffer) is TeacherValuesDictReplayBuffer
+    assert student.replay_buffer_class is DictReplayBuffer

@@ -1,18 +1,22 @@
+import io
 import math
+import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
-from sb3_distill.buffers import TeacherValuesMixin, add_teacher_values
+from sb3_distill.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixin
 from sb3_distill.losses import distillation_loss, greedy_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
@@ -201,18 +205,60 @@ class DistilledDQN(DQN):
         check_alpha(self.alpha)
         check_temperature(self.temperature)
         self.alpha_schedule = FloatSchedule(self.alpha)
-        super()._setup_model()
-        self._setup_teacher_values()
+        sb3_buffer_class = self._use_teacher_values_buffer() if self.teacher_cache else None
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps is ignored whenever replay_buffer_class is set: not so when it is set to SB3's own
+            # choice, with SB3's n-step arguments
+            if sb3_buffer_class is NStepReplayBuffer and self.replay_buffer_kwargs.get("n_steps") == self.n_steps:
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom `replay_buffer_class`")
+            super()._setup_model()
+        if sb3_buffer_class is not None:
+            # The zip keeps SB3's class, so that plain DQN.load reads it; _setup_model maps it again on load
+            self.replay_buffer_class = sb3_buffer_class
         self._setup_teacher()
 
-    def _setup_teacher_values(self) -> None:
-        """Make the replay buffer keep the teacher's values, when ``teacher_cache`` asks for it and it can."""
-        assert self.replay_buffer is not None
-        if self.teacher_cache and not add_teacher_values(self.replay_buffer, int(self.action_space.n)):  # type: ignore[attr-defined]
-            warnings.warn(
-                f"teacher_cache=True has no effect with {type(self.replay_buffer).__name__}: the teacher is evaluated "
-                "on each sampled batch (supported: ReplayBuffer, DictReplayBuffer, NStepReplayBuffer)"
-            )
+    def _use_teacher_values_buffer(self) -> type[ReplayBuffer] | None:
+        """
+        Have SB3 build the replay buffer as the class that keeps the teacher's values (``teacher_cache=True``).
+
+        The class extends the one SB3 would build (OffPolicyAlgorithm._setup_model): ``replay_buffer_class`` if
+        given, else a ``DictReplayBuffer`` for a Dict observation space, a ``NStepReplayBuffer`` when ``n_steps > 1``,
+        a ``ReplayBuffer`` otherwise. Other classes are kept, with a warning.
+
+        :return: SB3's class, to keep as ``replay_buffer_class`` once the buffer is built; None if unchanged
+        """
+        if self.replay_buffer_class is None:
+            if isinstance(self.observation_space, spaces.Dict):
+                if self.n_steps > 1:
+                    return None  # SB3 refuses it: let it say so
+                self.replay_buffer_class = DictReplayBuffer
+            elif self.n_steps > 1:
+                self.replay_buffer_class = NStepReplayBuffer
+                # Required arguments of n-step returns, as SB3 adds them
+                self.replay_buffer_kwargs.update({"n_steps": self.n_steps, "gamma": self.gamma})
+            else:
+                self.replay_buffer_class = ReplayBuffer
+        sb3_buffer_class = self.replay_buffer_class
+        if issubclass(sb3_buffer_class, TeacherValuesMixin):
+            return None  # passed by the user: theirs to save
+        teacher_values_class = TEACHER_VALUES_BUFFERS.get(sb3_buffer_class)
+        if teacher_values_class is None:
+            self._warn_teacher_cache_unsupported(sb3_buffer_class)
+            return None
+        self.replay_buffer_class = teacher_values_class  # type: ignore[assignment]
+        return sb3_buffer_class
+
+    @staticmethod
+    def _warn_teacher_cache_unsupported(buffer_class: type) -> None:
+        """
+        Warn that the replay buffer cannot keep the teacher's values.
+
+        :param buffer_class: The replay buffer's class
+        """
+        warnings.warn(
+            f"teacher_cache=True has no effect with {buffer_class.__name__}: the teacher is evaluated on each sampled "
+            "batch (supported: ReplayBuffer, DictReplayBuffer, NStepReplayBuffer)"
+        )
 
     def _setup_teacher(self) -> None:
         if self.teacher is not None:
@@ -221,11 +267,31 @@ class DistilledDQN(DQN):
             # Values stored so far came from another teacher, or from none
             self.replay_buffer.invalidate_teacher_values()
 
-    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        super().load_replay_buffer(path, truncate_last_traj)
-        # A buffer saved by DQN gains teacher values; one saved by DistilledDQN may hold another teacher's
-        self._setup_teacher_values()
+    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Save the replay buffer as a pickle file of SB3's own buffer class, without the teacher's values.
+
+        Plain SB3 loads it (``DQN.load_replay_buffer``); ``DistilledDQN.load_replay_buffer`` recomputes the values.
+
+        :param path: Path to the file where the replay buffer should be saved.
+            if path is a str or pathlib.Path, the path is automatically created if necessary.
+        """
         if isinstance(self.replay_buffer, TeacherValuesMixin):
+            save_to_pkl(path, self.replay_buffer.sb3_buffer(), self.verbose)
+        else:
+            super().save_replay_buffer(path)
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        assert self.replay_buffer is not None
+        # A buffer saved by DQN (or by DistilledDQN, which saves SB3's class) gains teacher values
+        teacher_values_class = TEACHER_VALUES_BUFFERS.get(type(self.replay_buffer))
+        if self.teacher_cache and teacher_values_class is not None:
+            self.replay_buffer = teacher_values_class.from_sb3_buffer(self.replay_buffer)  # type: ignore[assignment]
+        elif self.teacher_cache and not isinstance(self.replay_buffer, TeacherValuesMixin):
+            self._warn_teacher_cache_unsupported(type(self.replay_buffer))
+        if isinstance(self.replay_buffer, TeacherValuesMixin):
+            # None of its values may come from this teacher
             self.replay_buffer.invalidate_teacher_values()
 
     def _uses_teacher_values(self) -> bool:
