@@ -30,8 +30,10 @@ DATA_DIRS = {
 DATA_FILES = ["*.yml", "*.zip", "*.json", "*.py"]
 
 extras = {
-    # rl_zoo3's enjoy imports requests (for its Hub download) without declaring it
-    "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests"],
+    # rl_zoo3's enjoy imports requests (for its Hub download) without declaring it. record_video/record_training:
+    # moviepy writes the videos, pygame(-ce) draws classic control, record_training runs ffmpeg (the system's, else
+    # imageio-ffmpeg's binary)
+    "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests", "moviepy", "imageio-ffmpeg", "gymnasium[classic-control]"],
     "atari": ["ale-py>=0.10", "opencv-python"],
     "box2d": ["gymnasium[box2d]"],
     # optuna 4.9: RetryHeartbeatStaleTrialCallback; scipy: Optuna's matplotlib contour plot. PostgreSQL storages:

@@ -1,7 +1,14 @@
 """The RL Zoo wrapper, run in-process with tiny budgets in temporary folders."""
 
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import imageio_ffmpeg
 import optuna
 import pytest
 import yaml
@@ -11,9 +18,14 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3 import DQN
 
 from sb3_distill import DistilledDQN
+from sb3_distill.cli import main as cli_main
 from sb3_distill.config import zoo_configs_dir
 from sb3_distill.hyperparams_opt import ALPHA_RANGE, TEMPERATURE_RANGE
-from sb3_distill.zoo import main
+from sb3_distill.recipe import DistillExperimentManager
+from sb3_distill.zoo import ZOO_SCRIPTS, ffmpeg_on_path, main, register, registered_command
+
+# Importing rl_zoo3's scripts (to check their ALGOS) makes runpy warn when it runs them afresh as __main__: harmless
+pytestmark = pytest.mark.filterwarnings("ignore:'rl_zoo3\\.\\w+' found in sys.modules:RuntimeWarning")
 
 # Updates from the first steps, small buffers: a few hundred steps say whether the whole path works
 TINY = ["learning_starts:100", "buffer_size:1000", "train_freq:4", "gradient_steps:1"]
@@ -38,24 +50,135 @@ def zoo_teacher(tmp_path_factory) -> Path:
     return log_folder / "dqn" / "CartPole-v1_1"
 
 
-def test_register_mutates_the_shared_dicts():
-    algos = ALGOS
-    main(["--help-is-not-a-script"])  # usage error, but nothing is rebound
-    from sb3_distill.zoo import register
+@pytest.fixture(scope="module")
+def zoo_student(tmp_path_factory, zoo_teacher) -> Path:
+    """A distilled_dqn student of ``zoo_teacher`` trained by the Zoo, with checkpoints: its log folder."""
+    log_folder = tmp_path_factory.mktemp("zoo_student_logs")
+    assert zoo("train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-n", "300", "-f", str(log_folder),
+               "--seed", "0", "--eval-freq", "-1", "--save-freq", "200", "-params", f"teacher:'{zoo_teacher}'",
+               *TINY) == 0  # fmt: skip
+    return log_folder
+
+
+def video_frames(path: Path) -> int:
+    assert path.is_file() and path.stat().st_size > 0, path
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    return frames
+
+
+def test_register_reaches_every_zoo_module_once(monkeypatch, capsys):
+    # rl_zoo3 modules that imported ALGOS by name: a rebound dict would leave them without distilled_dqn
+    zoo_modules = [importlib.import_module(f"rl_zoo3.{name}") for name in ("train", "exp_manager", "enjoy", "record_video")]
+    monkeypatch.delitem(ALGOS, "distilled_dqn", raising=False)
+    monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_SAMPLER, "distilled_dqn", raising=False)
+    monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_CONVERTER, "distilled_dqn", raising=False)
+    monkeypatch.setattr(zoo_train, "ExperimentManager", zoo_train.ExperimentManager)
+    algos_before = list(ALGOS)
 
     register()
     register()
-    assert algos is ALGOS and zoo_train.ALGOS is ALGOS
-    assert ALGOS["distilled_dqn"] is DistilledDQN
+    for module in zoo_modules:
+        assert module.ALGOS["distilled_dqn"] is DistilledDQN, module.__name__
+    assert list(ALGOS) == [*algos_before, "distilled_dqn"]  # one entry, the others untouched
     assert "distilled_dqn" in zoo_hyperparams_opt.HYPERPARAMS_SAMPLER
     assert "distilled_dqn" in zoo_hyperparams_opt.HYPERPARAMS_CONVERTER
+    assert zoo_train.ExperimentManager is DistillExperimentManager
+
+    # rl_zoo3.train's own parser takes --algo distilled_dqn (its choices are read when it parses)
+    capsys.readouterr()
+    assert main(["train", "--algo", "no_such_algo"]) == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'no_such_algo'" in error
+    choices = re.search(r"choose from ([^)]*)", error)
+    assert choices is not None and "'distilled_dqn'" in choices.group(1).split(", ")
 
 
-def test_train_student_from_zoo_teacher_then_enjoy(tmp_path, zoo_teacher, capsys):
-    code = zoo("train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-n", "300", "-f", str(tmp_path),
-               "--seed", "0", "--eval-freq", "-1", "-params", f"teacher:'{zoo_teacher}'", *TINY)  # fmt: skip
-    assert code == 0
-    run_dir = tmp_path / "distilled_dqn" / "CartPole-v1_1"
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_scripts_and_exits_0(flag, capsys):
+    assert main([flag]) == 0
+    output = capsys.readouterr().out
+    for script, description in ZOO_SCRIPTS.items():
+        assert re.search(rf"^  {script} +{re.escape(description)}$", output, re.MULTILINE), script
+    assert "python -m sb3_distill.zoo <script> --help" in output
+    assert "flag of the script passes through" in output
+    # `sb3-distill zoo --help` hands everything after `zoo` to the same main
+    assert cli_main(["zoo", flag]) == 0
+    assert capsys.readouterr().out == output
+
+
+def test_script_help_is_rl_zoo3_own_with_distilled_dqn(capsys):
+    assert main(["train", "--help"]) == 0
+    output = capsys.readouterr().out
+    algo_choices = re.search(r"--algo \{([^}]*)\}", output)
+    assert algo_choices is not None and "distilled_dqn" in algo_choices.group(1).split(",")
+    assert "-optimize" in output and "--conf-file" in output  # rl_zoo3's train flags
+    assert main(["record_training", "--help"]) == 0
+    assert "--gif" in capsys.readouterr().out
+
+
+def test_registered_command_sends_zoo_scripts_through_this_module():
+    arguments = ["--algo", "distilled_dqn", "--no-render"]
+    assert registered_command(["python", "-m", "rl_zoo3.record_video", *arguments]) == [
+        sys.executable, "-m", "sb3_distill.zoo", "record_video", *arguments]  # fmt: skip
+    for other in (["python", "-m", "rl_zoo3.push_to_hub"], ["python", "-m", "pip", "list"], ["ffmpeg", "-i", "a.mp4"],
+                  ["python"], "python -m rl_zoo3.record_video"):  # fmt: skip
+        assert registered_command(other) == other
+
+
+def test_record_training_spawns_record_video_through_this_module(tmp_path, zoo_student, monkeypatch):
+    """rl_zoo3's record_training starts `python -m rl_zoo3.record_video`: what reaches subprocess.call is rewritten."""
+    commands = []
+    real_call = subprocess.call
+
+    def fake_call(command, *args, **kwargs) -> int:
+        if "record_video" not in str(command):  # imageio-ffmpeg checks its binary with subprocess.check_call
+            return real_call(command, *args, **kwargs)
+        commands.append(command)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    videos = tmp_path / "videos"
+    assert zoo("record_training", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(zoo_student),
+               "-n", "10", "-o", str(videos)) == 0  # fmt: skip
+    assert subprocess.call is fake_call  # restored
+    checkpoints = sorted((zoo_student / "distilled_dqn" / "CartPole-v1_1").glob("rl_model_*_steps.zip"))
+    assert checkpoints and len(commands) == 1 + len(checkpoints)  # the final model, then each checkpoint
+    for command in commands:
+        assert command[:5] == [sys.executable, "-m", "sb3_distill.zoo", "record_video", "--env"]
+        assert command[command.index("--algo") + 1] == "distilled_dqn"
+
+
+def test_record_video_of_a_student(tmp_path, zoo_student):
+    videos = tmp_path / "videos"
+    assert zoo("record_video", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(zoo_student),
+               "--exp-id", "1", "-n", "200", "--no-render", "-o", str(videos)) == 0  # fmt: skip
+    (video,) = videos.glob("*.mp4")
+    assert video.name.startswith("final-model-distilled_dqn-CartPole-v1")
+    assert video_frames(video) == 201  # the reset frame, then one per step
+
+
+def test_record_training_of_a_student(tmp_path, zoo_student):
+    """For real: a record_video process per model, then ffmpeg (the system's, else imageio-ffmpeg's) joins them."""
+    videos = tmp_path / "videos"
+    assert zoo("record_training", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(zoo_student),
+               "-n", "50", "-o", str(videos)) == 0  # fmt: skip
+    checkpoints = list((zoo_student / "distilled_dqn" / "CartPole-v1_1").glob("rl_model_*_steps.zip"))
+    parts = [*videos.glob("final-model-*.mp4"), *videos.glob("checkpoint-*.mp4")]
+    assert len(parts) == 1 + len(checkpoints)
+    assert video_frames(videos / "training.mp4") == sum(video_frames(part) for part in parts) == 51 * len(parts)
+
+
+def test_ffmpeg_falls_back_to_imageio_ffmpeg(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg here
+    with ffmpeg_on_path():
+        ffmpeg = shutil.which("ffmpeg")
+        assert ffmpeg is not None and os.path.realpath(ffmpeg) == os.path.realpath(imageio_ffmpeg.get_ffmpeg_exe())
+    assert os.environ["PATH"] == str(tmp_path)
+    assert shutil.which("ffmpeg") is None
+
+
+def test_train_student_from_zoo_teacher(zoo_student, zoo_teacher):
+    run_dir = zoo_student / "distilled_dqn" / "CartPole-v1_1"
     config = saved_config(run_dir, "CartPole-v1")
     assert config["teacher"] == str(zoo_teacher.resolve())
     assert config["policy_kwargs"] == "dict(net_arch=[64])"  # the project's student, not the Zoo's default
@@ -63,10 +186,12 @@ def test_train_student_from_zoo_teacher_then_enjoy(tmp_path, zoo_teacher, capsys
     assert student.q_net.q_net[0].out_features == 64
     assert student.num_timesteps >= 300
 
+
+def test_enjoy_a_student(zoo_student, capsys):
     capsys.readouterr()
-    assert zoo("enjoy", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(tmp_path), "--exp-id", "1",
+    assert zoo("enjoy", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(zoo_student), "--exp-id", "1",
                "-n", "100", "--no-render", "--deterministic") == 0  # fmt: skip
-    assert "Mean reward" in capsys.readouterr().out
+    assert re.search(r"Mean reward: -?\d", capsys.readouterr().out)
 
 
 def test_default_config_and_shipped_teacher_from_any_directory(tmp_path, monkeypatch):
@@ -161,6 +286,10 @@ def test_optimize_with_a_teacher_for_another_env_fails_before_any_trial(tmp_path
     assert not (tmp_path / "study.db").exists()  # no study was even created
 
 
-def test_unknown_script_prints_usage(capsys):
-    assert zoo("fly") == 2
-    assert "train" in capsys.readouterr().err
+@pytest.mark.parametrize("arguments", [["fly"], []])
+def test_unknown_or_missing_script_prints_usage_and_exits_2(arguments, capsys):
+    assert zoo(*arguments) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "usage: python -m sb3_distill.zoo {train,enjoy,record_video,record_training}" in captured.err
+    assert ("unknown script 'fly'" if arguments else "no script given") in captured.err
