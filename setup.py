@@ -8,8 +8,11 @@ with open(os.path.join("sb3_distill", "version.txt")) as file_handler:
 with open("README.md") as file_handler:
     long_description = file_handler.read()
 
-# torch is pinned by the README's and CI's setup commands (the CPU build), before this package is installed
+# torch is pinned by scripts/setup.sh (run by both README commands and CI) before this package is installed.
+# rl_zoo3 reads every Zoo-format config (sb3_distill.recipe), and it imports optuna (4.9: RetryHeartbeatStaleTrialCallback)
 install_requires = [
+    "rl_zoo3>=2.9.2,<3.0",
+    "optuna>=4.9",
     "stable_baselines3>=2.9.2,<3.0",
     "sb3_contrib>=2.9.2,<3.0",
     "torch>=2.3",
@@ -33,12 +36,12 @@ extras = {
     # rl_zoo3's enjoy imports requests (for its Hub download) without declaring it. record_video/record_training:
     # moviepy writes the videos, pygame(-ce) draws classic control, record_training runs ffmpeg (the system's, else
     # imageio-ffmpeg's binary)
-    "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=4.0", "requests", "moviepy", "imageio-ffmpeg", "gymnasium[classic-control]"],
+    "zoo": ["requests", "moviepy", "imageio-ffmpeg", "gymnasium[classic-control]"],
     "atari": ["ale-py>=0.10", "opencv-python"],
     "box2d": ["gymnasium[box2d]"],
-    # optuna 4.9: RetryHeartbeatStaleTrialCallback; scipy: Optuna's matplotlib contour plot. PostgreSQL storages:
-    # SQLAlchemy >= 2.1 opens postgresql:// URLs with psycopg (3), SQLAlchemy 2.0 with psycopg2
-    "tuning": ["optuna>=4.9", "rl_zoo3>=2.9.2,<3.0", "requests", "scipy", "psycopg[binary]", "psycopg2-binary"],
+    # scipy: Optuna's matplotlib contour plot. PostgreSQL storages: SQLAlchemy >= 2.1 opens postgresql:// URLs with
+    # psycopg (3), SQLAlchemy 2.0 with psycopg2
+    "tuning": ["scipy", "psycopg[binary]", "psycopg2-binary"],
     "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML", "psycopg[binary]", "psycopg2-binary"],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})

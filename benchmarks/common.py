@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from matplotlib.figure import Figure
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_distill import DistilledDQN
-from sb3_distill.cli import run_teacher, zoo_recipe
-from sb3_distill.config import zoo_config_path
+from sb3_distill.recipe import TEACHER_ALGO, make_recipe
 from sb3_distill.report import count_parameters, random_policy_return
 
 # The three agents of the sample-efficiency comparison
@@ -27,37 +26,29 @@ SCRATCH_TEACHER = "DQN scratch, teacher net"
 METHODS = (DISTILLED, SCRATCH_STUDENT, SCRATCH_TEACHER)
 
 
-def student_recipe(env_id: str) -> tuple[Path, int, str, dict[str, Any]]:
-    """The env's student from ``zoo_configs/distilled_dqn.yml``: (teacher path, n_timesteps, policy, kwargs)."""
-    config_file = zoo_config_path("distilled_dqn")
-    n_timesteps, policy, _, kwargs = zoo_recipe(config_file, env_id)
-    return run_teacher(None, kwargs.pop("teacher", None), config_file, env_id), n_timesteps, policy, kwargs
-
-
 def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] | None = None) -> tuple[DQN, int]:
     """
-    One of the compared agents with the project's settings.
+    One of the compared agents with the project's settings, read by :func:`sb3_distill.recipe.make_recipe`.
 
     :param method: One of ``METHODS``
     :param env_id: Gymnasium env id
     :param seed: Random seed
-    :param overrides: Hyperparameters replacing the configured ones (smoke runs)
+    :param overrides: Hyperparameters replacing the configured ones, as the Zoo's ``-params`` (smoke runs)
     :return: (the model, its configured budget in environment steps)
     """
-    env = make_vec_env(env_id, n_envs=1, seed=seed)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}, expected one of {METHODS}")
+    teacher_recipe = make_recipe(env_id, TEACHER_ALGO, hyperparams=overrides)
     if method == SCRATCH_TEACHER:
-        n_timesteps, policy, _, kwargs = zoo_recipe(zoo_config_path("dqn"), env_id)
-        return DQN(policy, env, seed=seed, **{**kwargs, **(overrides or {})}), n_timesteps
-    teacher, n_timesteps, policy, kwargs = student_recipe(env_id)
-    kwargs.update(overrides or {})
+        return teacher_recipe.make_model(teacher_recipe.make_env(seed), seed=seed), teacher_recipe.n_timesteps
+    recipe = make_recipe(env_id, hyperparams=overrides)
     if method == DISTILLED:
-        return DistilledDQN(policy, env, teacher=teacher, seed=seed, **kwargs), n_timesteps
-    if method == SCRATCH_STUDENT:
-        for key in ("alpha", "temperature"):
-            kwargs.pop(key, None)
-        # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does
-        return DQN(policy, env, seed=seed, **kwargs), zoo_recipe(zoo_config_path("dqn"), env_id)[0]
-    raise ValueError(f"method={method!r}, expected one of {METHODS}")
+        return recipe.make_model(recipe.make_env(seed), seed=seed), recipe.n_timesteps
+    # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does
+    scratch_kwargs = {
+        key: value for key, value in recipe.model_kwargs.items() if key not in ("teacher", "alpha", "temperature")
+    }
+    return DQN(env=recipe.make_env(seed), seed=seed, **scratch_kwargs), teacher_recipe.n_timesteps
 
 
 def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[float, float]:
@@ -74,7 +65,7 @@ def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[fl
 
 def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, float]:
     """The teacher's and a random policy's mean returns, and the teacher's size."""
-    teacher_path = student_recipe(env_id)[0]
+    teacher_path = make_recipe(env_id).teacher
     teacher = DQN.load(teacher_path, device="cpu")
     teacher_mean, teacher_std = mean_return(teacher, env_id, n_episodes, seed)
     random_mean = random_policy_return(make_vec_env(env_id, n_envs=1, seed=seed), n_episodes, seed)
@@ -89,12 +80,8 @@ def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, floa
 
 def bar_chart(categories: list[str], series: dict[str, list[float]], ylabel: str, path: Path, log_scale: bool = False) -> None:
     """Grouped bars: one group per category, one bar per series."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(max(5.0, 2.2 * len(categories)), 4))
+    figure = Figure(figsize=(max(5.0, 2.2 * len(categories)), 4))
+    axis = figure.subplots()
     width = 0.8 / len(series)
     for index, (label, values) in enumerate(series.items()):
         axis.bar(np.arange(len(categories)) + (index - (len(series) - 1) / 2) * width, values, width, label=label)
@@ -106,7 +93,6 @@ def bar_chart(categories: list[str], series: dict[str, list[float]], ylabel: str
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def machine_description() -> str:

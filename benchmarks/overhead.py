@@ -21,29 +21,28 @@ if __package__ in (None, ""):  # run as `python benchmarks/overhead.py`
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.common import bar_chart, base_parser, command_line, machine_description, student_recipe, write_csv, write_json
-from sb3_distill import DistilledDQN
+from benchmarks.common import bar_chart, base_parser, command_line, machine_description, write_csv, write_json
 from sb3_distill.buffers import TeacherValuesMixin
+from sb3_distill.recipe import make_recipe
 
 VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")
+# DistilledDQN's own arguments, left out for the DQN baseline
+DISTILL_KEYS = ("teacher", "alpha", "temperature")
 
 
 def build(
     variant: str, env_id: str, fill_steps: int, net_arch: list[int] | None = None, seed: int = 0
 ) -> tuple[DQN, int, int, int]:
     """A model of the variant with the env's student settings and a buffer filled without training."""
-    teacher, _, policy, kwargs = student_recipe(env_id)
-    kwargs["learning_starts"] = fill_steps  # fill only: updates are called and timed by hand
-    if net_arch is not None:
-        kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "net_arch": net_arch}
-    env = make_vec_env(env_id, n_envs=1, seed=seed)
+    # Fill only: updates are called and timed by hand
+    recipe = make_recipe(env_id, hyperparams={"learning_starts": fill_steps}, net_arch=net_arch)
+    kwargs = recipe.model_kwargs
+    env = recipe.make_env(seed, n_envs=1)
     if variant == "DQN":
-        kwargs.pop("alpha"), kwargs.pop("temperature")
-        model: DQN = DQN(policy, env, seed=seed, **kwargs)
+        model: DQN = DQN(env=env, seed=seed, **{key: value for key, value in kwargs.items() if key not in DISTILL_KEYS})
     else:
-        model = DistilledDQN(policy, env, teacher=teacher, teacher_cache=variant.endswith("on"), seed=seed, **kwargs)
+        model = recipe.make_model(env, seed=seed, teacher_cache=variant.endswith("on"))
     model.learn(fill_steps)
     gradient_steps = kwargs.get("gradient_steps", 1)
     train_freq = kwargs.get("train_freq", 4)

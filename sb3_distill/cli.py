@@ -1,221 +1,28 @@
 """
-The ``sb3-distill`` command.
+The ``sb3-distill`` command: it parses arguments and calls the rest of the package (nothing imports it).
 
 - ``sb3-distill distill``: distill a student from a teacher and print the comparison (no arguments: CartPole-v1
   with the teacher that ships with the package).
 - ``sb3-distill teacher``: train a DQN teacher with the RL Zoo's settings from ``zoo_configs/dqn.yml``.
-- ``sb3-distill zoo train|enjoy|record_video ...``: rl_zoo3 with ``distilled_dqn`` registered.
-- ``sb3-distill tune``: an Optuna study of alpha and temperature (``sb3_distill.tuning``, the ``tuning`` extra).
+- ``sb3-distill tune``: an Optuna study of alpha and temperature.
+- ``sb3-distill zoo train|enjoy|record_video|record_training ...``: rl_zoo3 with ``distilled_dqn`` registered.
 """
 
 import argparse
-import json
-import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import fields
 from typing import Any
 
 import torch as th
-from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import EvalCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.utils import get_latest_run_id
+from rl_zoo3.utils import StoreDict
 
-from sb3_distill.config import (
-    ZOO_EVALUATED_KEYS,
-    ZOO_RUN_KEYS,
-    evaluate_zoo_value,
-    read_zoo_config,
-    resolve_relative_to,
-    zoo_config_path,
-)
-from sb3_distill.distilled_dqn import DistilledDQN
-from sb3_distill.report import (
-    comparison_dict,
-    comparison_table,
-    evaluate_agent,
-    plot_learning_curve,
-    random_policy_return,
-)
-from sb3_distill.teacher import load_model_zip
+from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
+from sb3_distill.runs import distill, train_teacher
+from sb3_distill.tuning import StudySettings, load_study_settings, tune
 
-DEFAULT_ENV = "CartPole-v1"
-# Zoo keys that need the Zoo's env building (wrappers, frame stacking, normalization): use the Zoo wrapper for those
-ZOO_ONLY_KEYS = ("env_wrapper", "frame_stack", "normalize", "env_kwargs", "callback")
-
-
-def zoo_recipe(
-    config_file: Path, env_id: str, overrides: dict[str, Any] | None = None
-) -> tuple[int, str, int, dict[str, Any]]:
-    """
-    Read one env's entry of a Zoo YAML file for a run outside the Zoo.
-
-    :param config_file: The YAML file
-    :param env_id: The env key
-    :param overrides: Values that replace the entry's, written as in the YAML file (as the Zoo's ``-params``)
-    :return: (n_timesteps, policy, n_envs, constructor keyword arguments)
-    """
-    hyperparams = {**read_zoo_config(config_file, env_id), **(overrides or {})}
-    zoo_only = sorted(key for key in ZOO_ONLY_KEYS if key in hyperparams)
-    if zoo_only:
-        raise ValueError(
-            f"The {env_id!r} entry of {str(config_file)!r} uses {zoo_only}, which need the RL Zoo's env building: "
-            "run it through `sb3-distill zoo train` instead"
-        )
-    n_timesteps = int(hyperparams.get("n_timesteps", 100_000))
-    policy = hyperparams.get("policy", "MlpPolicy")
-    n_envs = int(hyperparams.get("n_envs", 1))
-    kwargs = {key: value for key, value in hyperparams.items() if key not in ZOO_RUN_KEYS}
-    for key in ZOO_EVALUATED_KEYS:
-        if key in kwargs:
-            kwargs[key] = evaluate_zoo_value(key, kwargs[key])
-    return n_timesteps, policy, n_envs, kwargs
-
-
-def next_run_dir(log_folder: str | os.PathLike, env_id: str) -> Path:
-    """A new run folder ``<log_folder>/<env_id>_<n>``, numbered after the existing ones as the Zoo does."""
-    run_id = get_latest_run_id(str(log_folder), env_id) + 1
-    run_dir = Path(log_folder) / f"{env_id}_{run_id}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    return run_dir
-
-
-def cmd_teacher(args: argparse.Namespace) -> int:
-    config_file = Path(args.conf_file) if args.conf_file else zoo_config_path("dqn")
-    n_timesteps, policy, n_envs, kwargs = zoo_recipe(config_file, args.env)
-    n_timesteps = args.n_timesteps or n_timesteps
-    output = Path(args.output or f"teachers/{args.env}_dqn.zip")
-    if output.suffix != ".zip":
-        output = output.with_name(output.name + ".zip")
-    if output.exists() and not args.force:
-        print(f"error: {output} exists; pass --force to overwrite it or --output to choose another file", file=sys.stderr)
-        return 2
-    print(f"Training a DQN teacher on {args.env} for {n_timesteps:,} steps with the Zoo settings of {config_file}")
-    env = make_vec_env(args.env, n_envs=n_envs, seed=args.seed)
-    model = DQN(policy, env, seed=args.seed, verbose=args.verbose, device=args.device, **kwargs)
-    start = time.perf_counter()
-    model.learn(n_timesteps, progress_bar=not args.no_progress_bar)
-    train_seconds = time.perf_counter() - start
-    output.parent.mkdir(parents=True, exist_ok=True)
-    model.save(output)
-    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000)
-    result = evaluate_agent("teacher", model, model.q_net, eval_env, args.eval_episodes)
-    metadata = {
-        "env_id": args.env,
-        "algo": "dqn",
-        "seed": args.seed,
-        "n_timesteps": n_timesteps,
-        "env_steps": int(model.num_timesteps),
-        "config_file": args.conf_file or "zoo_configs/dqn.yml",
-        "hyperparams": read_zoo_config(config_file, args.env),
-        "train_seconds": round(train_seconds, 1),
-        "evaluation": {"mean_return": result.mean_return, "std_return": result.std_return, "n_episodes": result.n_episodes},
-        "parameters": result.parameters,
-        "command": "sb3-distill " + " ".join(args.argv),
-    }
-    output.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
-    print(
-        f"Saved {output} ({result.parameters:,} parameters, trained in {train_seconds:.0f} s): "
-        f"mean return {result.mean_return:.1f} +/- {result.std_return:.1f} over {result.n_episodes} episodes"
-    )
-    return 0
-
-
-def run_teacher(teacher_option: str | None, entry_teacher: str | None, config_file: Path, env_id: str) -> Path:
-    """
-    The teacher of a run: the command line's (relative to the working directory), else the config entry's
-    (relative to the config file's folder).
-
-    :param teacher_option: ``--teacher``, or None
-    :param entry_teacher: The ``teacher`` of the env's config entry, or None
-    :param config_file: The config file, for relative paths and messages
-    :param env_id: The env, for messages
-    """
-    if teacher_option is not None:
-        return Path(teacher_option)
-    if entry_teacher is not None:
-        return resolve_relative_to(entry_teacher, config_file.parent)
-    raise ValueError(f"No teacher for {env_id!r} in {str(config_file)!r}: pass --teacher path/to/teacher.zip")
-
-
-def student_recipe(args: argparse.Namespace) -> tuple[Path, int, str, dict[str, Any]]:
-    """
-    The student's settings: the env's entry of ``zoo_configs/distilled_dqn.yml`` (or of ``--conf-file``),
-    overridden by the command line.
-
-    :return: (teacher path, n_timesteps, policy, constructor keyword arguments)
-    """
-    config_file = Path(args.conf_file) if args.conf_file else zoo_config_path("distilled_dqn")
-    n_timesteps, policy, _, kwargs = zoo_recipe(config_file, args.env)
-    teacher = run_teacher(args.teacher, kwargs.pop("teacher", None), config_file, args.env)
-    for key in ("alpha", "temperature"):
-        if getattr(args, key) is not None:
-            kwargs[key] = getattr(args, key)
-    if args.net_arch is not None:
-        kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "net_arch": args.net_arch}
-    return teacher, args.n_timesteps or n_timesteps, policy, kwargs
-
-
-def cmd_distill(args: argparse.Namespace) -> int:
-    teacher_path, n_timesteps, policy, kwargs = student_recipe(args)
-    env = make_vec_env(args.env, n_envs=1, seed=args.seed)
-    # Load (and check) the teacher before any training; only load teachers you trust
-    student = DistilledDQN(
-        policy, env, teacher=teacher_path, seed=args.seed, verbose=args.verbose, device=args.device, **kwargs
-    )
-    run_dir = next_run_dir(args.log_folder, args.env)
-    print(
-        f"Distilling {student.teacher} into a {kwargs.get('policy_kwargs', {}).get('net_arch')} student on {args.env} "
-        f"for {n_timesteps:,} steps (alpha={student.alpha}, temperature={student.temperature}) -> {run_dir}"
-    )
-    eval_callback = EvalCallback(
-        make_vec_env(args.env, n_envs=1, seed=args.seed + 1_000),
-        n_eval_episodes=args.curve_episodes,
-        eval_freq=args.eval_freq,
-        log_path=str(run_dir),
-        deterministic=True,
-        verbose=0,
-    )
-    start = time.perf_counter()
-    student.learn(n_timesteps, callback=eval_callback, progress_bar=not args.no_progress_bar)
-    train_seconds = time.perf_counter() - start
-    student.save(run_dir / "student.zip")
-
-    assert student.teacher is not None  # set by the constructor from teacher_path
-    teacher_model = load_model_zip(teacher_path, device=student.device)
-    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000)
-    teacher_result = evaluate_agent("teacher", teacher_model, student.teacher.network, eval_env, args.eval_episodes)
-    student_result = evaluate_agent("student", student, student.q_net, eval_env, args.eval_episodes)
-
-    random_return = random_policy_return(eval_env, args.eval_episodes, seed=args.seed)
-    print(
-        f"\n{args.env}: distilled in {train_seconds:.0f} s\n" + comparison_table(teacher_result, student_result, random_return)
-    )
-    comparison = comparison_dict(teacher_result, student_result, random_return)
-    comparison.update(
-        env_id=args.env,
-        teacher_path=str(teacher_path),
-        alpha=student.alpha,
-        temperature=student.temperature,
-        seed=args.seed,
-        train_seconds=round(train_seconds, 1),
-        command="sb3-distill " + " ".join(args.argv),
-    )
-    (run_dir / "comparison.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
-    if (run_dir / "evaluations.npz").exists():
-        plot_learning_curve(
-            run_dir / "evaluations.npz",
-            teacher_result.mean_return,
-            run_dir / "learning_curve.png",
-            title=f"{args.env}: student ({student_result.parameters:,} params) vs teacher",
-        )
-    print(
-        f"\nSaved {run_dir / 'student.zip'} (loads with stable_baselines3.DQN.load), "
-        f"{run_dir / 'learning_curve.png'} and {run_dir / 'comparison.json'}"
-    )
-    return 0
+# What a command reports as a one-line `error:` (exit status 2) rather than a traceback
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError, KeyError)
 
 
 def positive_int(text: str) -> int:
@@ -225,86 +32,204 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sb3-distill", description="Policy distillation into DQN for Stable-Baselines3")
-    subparsers = parser.add_subparsers(dest="command")
+class ZooParams(StoreDict):
+    """The Zoo's ``-params key:value ...`` (rl_zoo3's own parser), with a usage error instead of a traceback."""
 
-    def add_common(subparser: argparse.ArgumentParser) -> None:
-        subparser.add_argument("--env", default=DEFAULT_ENV, help="Gymnasium env id (default: %(default)s)")
-        subparser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s)")
-        subparser.add_argument(
-            "-n",
-            "--n-timesteps",
-            type=positive_int,
-            default=None,
-            help="Environment steps (default: the env's entry in the config file)",
-        )
-        subparser.add_argument("--conf-file", default=None, help="Zoo-format YAML file with the hyperparameters")
-        subparser.add_argument(
-            "--eval-episodes", type=positive_int, default=20, help="Episodes of the final evaluation (default: %(default)s)"
-        )
-        subparser.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
-        subparser.add_argument("--no-progress-bar", action="store_true", help="Hide the progress bar")
-        subparser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (default: %(default)s)")
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string=None):
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except Exception as error:
+            parser.error(f"{option_string} {' '.join(values)}: each value must be key:python_value ({error})")
 
-    distill = subparsers.add_parser("distill", help="Distill a student from a teacher and compare them (the main job)")
-    add_common(distill)
-    distill.add_argument(
-        "--teacher", default=None, help="Trusted SB3 teacher zip (default: the env's teacher in zoo_configs/distilled_dqn.yml)"
-    )
-    distill.add_argument("--alpha", type=float, default=None, help="Weight of the distillation term in [0, 1]")
-    distill.add_argument("--temperature", type=float, default=None, help="Softmax temperature > 0")
-    distill.add_argument(
-        "--net-arch",
-        type=positive_int,
-        nargs="+",
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, algo: str) -> None:
+    """The options that choose a recipe (env, config entry, overrides) and run it."""
+    parser.add_argument("--env", default=DEFAULT_ENV, help="Gymnasium env id (default: %(default)s)")
+    parser.add_argument(
+        "--conf-file",
         default=None,
-        help="Student hidden layer sizes, e.g. --net-arch 64 (default: from the config)",
+        help=f"Zoo-format .yml or .py config (default: zoo_configs/{algo}.yml); an env without an entry uses 'default'",
     )
-    distill.add_argument("-f", "--log-folder", default="runs/distill", help="Output folder (default: %(default)s)")
-    distill.add_argument(
-        "--eval-freq",
-        type=positive_int,
-        default=1_000,
-        help="Evaluate the student every this many steps for the curve (default: %(default)s)",
+    parser.add_argument(
+        "-params",
+        "--hyperparams",
+        nargs="+",
+        action=ZooParams,
+        default={},
+        metavar="KEY:VALUE",
+        help="Replace values of the config entry, as the Zoo's -params "
+        "(e.g. learning_rate:1e-3 policy_kwargs:'dict(net_arch=[8])')",
     )
-    distill.add_argument(
+    parser.add_argument(
+        "-n", "--n-timesteps", type=positive_int, default=None, help="Environment steps (default: the config entry's)"
+    )
+    parser.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s)")
+    parser.add_argument(
+        "--eval-episodes", type=positive_int, default=20, help="Episodes of the final evaluation (default: %(default)s)"
+    )
+    parser.add_argument("--no-progress-bar", action="store_true", help="Hide the progress bar")
+    parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (default: %(default)s)")
+
+
+def add_distill_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser("distill", help="Distill a student from a teacher and compare them (the main job)")
+    add_recipe_arguments(parser, ALGO_NAME)
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--teacher", default=None, help="SB3 teacher zip or RL Zoo log folder (default: the config entry's teacher)"
+    )
+    parser.add_argument("--alpha", type=float, default=None, help="Weight of the distillation term in [0, 1]")
+    parser.add_argument("--temperature", type=float, default=None, help="Softmax temperature > 0")
+    parser.add_argument(
+        "--net-arch", type=positive_int, nargs="+", default=None, help="Student hidden layers, e.g. --net-arch 64"
+    )
+    parser.add_argument("-f", "--log-folder", default="runs/distill", help="Output folder (default: %(default)s)")
+    parser.add_argument("-tb", "--tensorboard-log", default=None, help="TensorBoard log folder (default: none)")
+    parser.add_argument(
+        "--eval-freq", type=positive_int, default=1_000, help="Steps between learning-curve points (default: %(default)s)"
+    )
+    parser.add_argument(
         "--curve-episodes", type=positive_int, default=5, help="Episodes per learning-curve point (default: %(default)s)"
     )
-    distill.set_defaults(func=cmd_distill)
+    parser.set_defaults(func=cmd_distill)
 
-    teacher = subparsers.add_parser("teacher", help="Train a DQN teacher with the RL Zoo's settings")
-    add_common(teacher)
-    teacher.add_argument("-o", "--output", default=None, help="Teacher zip to write (default: teachers/<env>_dqn.zip)")
-    teacher.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
-    teacher.set_defaults(func=cmd_teacher)
 
-    # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
-    subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
+def cmd_distill(args: argparse.Namespace) -> int:
+    overrides = dict(args.hyperparams)
+    for key in ("alpha", "temperature"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    recipe = make_recipe(
+        args.env,
+        ALGO_NAME,
+        conf_file=args.conf_file,
+        hyperparams=overrides,
+        teacher=args.teacher,
+        n_timesteps=args.n_timesteps,
+        net_arch=args.net_arch,
+    )
+    distill(
+        recipe,
+        args.log_folder,
+        seed=args.seed,
+        device=args.device,
+        verbose=args.verbose,
+        progress_bar=not args.no_progress_bar,
+        eval_freq=args.eval_freq,
+        curve_episodes=args.curve_episodes,
+        eval_episodes=args.eval_episodes,
+        tensorboard_log=args.tensorboard_log,
+        command=args.command_line,
+    )
+    return 0
 
-    add_tune_command(subparsers)
-    return parser
+
+def add_teacher_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser("teacher", help="Train a DQN teacher with the RL Zoo's settings")
+    add_recipe_arguments(parser, TEACHER_ALGO)
+    add_run_arguments(parser)
+    parser.add_argument("-o", "--output", default=None, help="Teacher zip to write (default: teachers/<env>_dqn.zip)")
+    parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
+    parser.set_defaults(func=cmd_teacher)
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    recipe = make_recipe(
+        args.env, TEACHER_ALGO, conf_file=args.conf_file, hyperparams=args.hyperparams, n_timesteps=args.n_timesteps
+    )
+    train_teacher(
+        recipe,
+        args.output or f"teachers/{args.env.replace('/', '-')}_dqn.zip",
+        seed=args.seed,
+        device=args.device,
+        verbose=args.verbose,
+        progress_bar=not args.no_progress_bar,
+        eval_episodes=args.eval_episodes,
+        force=args.force,
+        command=args.command_line,
+    )
+    return 0
 
 
 def add_tune_command(subparsers: Any) -> None:
-    """Add ``sb3-distill tune``, which needs Optuna (the ``tuning`` extra): without it, a stub that says so."""
+    """``sb3-distill tune``: the options left out keep the values of ``tuning/study.yml``, shown in the help."""
+    parser = subparsers.add_parser("tune", help="Optuna study of alpha and temperature: resumable and distributed")
     try:
-        from sb3_distill.tuning import add_tune_arguments, cmd_tune
-    except ImportError as error:
-        reason = f"sb3-distill tune needs the tuning extra ({error}): pip install 'sb3_distill[tuning]'"
+        defaults = vars(load_study_settings())
+    except FileNotFoundError:  # an install without tuning/study.yml: running `tune` names the missing file
+        defaults = {}
 
-        def cmd_unavailable(_: argparse.Namespace) -> int:
-            print(f"error: {reason}", file=sys.stderr)
-            return 2
+    def default(name: str) -> str:
+        return f"default: {defaults.get(name, 'tuning/study.yml')}"
 
-        # No option prefix: whatever options were given are taken in, and the reason is printed
-        tune = subparsers.add_parser("tune", help="Optuna study of alpha and temperature (not installed)", prefix_chars="\0")
-        tune.add_argument("ignored", nargs=argparse.REMAINDER)
-        tune.set_defaults(func=cmd_unavailable, device="cpu")
-        return
-    tune = subparsers.add_parser("tune", help="Optuna study of alpha and temperature: resumable and distributed")
-    add_tune_arguments(tune)
-    tune.set_defaults(func=cmd_tune)
+    add_recipe_arguments(parser, ALGO_NAME)
+    parser.add_argument("--teacher", default=None, help="SB3 teacher zip or RL Zoo log folder (default: the entry's)")
+    parser.add_argument("--n-trials", type=positive_int, default=None, help=f"Trials this worker runs ({default('n_trials')})")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<log folder>/studies.db)")
+    parser.add_argument("--study-name", default=None, help="Study to create or continue (default: distilled_dqn_<env>)")
+    parser.add_argument("--n-jobs", type=int, default=None, help=f"Trials at once in this process ({default('n_jobs')})")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default=None, help=f"Optuna sampler ({default('sampler')})")
+    parser.add_argument("--pruner", choices=("median", "none"), default=None, help=f"Optuna pruner ({default('pruner')})")
+    parser.add_argument(
+        "--n-startup-trials",
+        type=int,
+        default=None,
+        help=f"Trials before TPE and pruning start ({default('n_startup_trials')})",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="Seeds the sampler and the students (default: unseeded)")
+    parser.add_argument(
+        "--eval-freq",
+        type=positive_int,
+        default=None,
+        help="Steps between intermediate evaluations (default: budget / n_evaluations)",
+    )
+    parser.add_argument(
+        "--eval-episodes", type=int, default=None, help=f"Episodes per evaluation, >= 10 ({default('eval_episodes')})"
+    )
+    parser.add_argument("-f", "--log-folder", default=None, help=f"Output folder ({default('log_folder')})")
+    parser.add_argument(
+        "--heartbeat-interval", type=int, default=None, help=f"Seconds between heartbeats ({default('heartbeat_interval')})"
+    )
+    parser.add_argument(
+        "--grace-period", type=int, default=None, help=f"Seconds without heartbeat before a retry ({default('grace_period')})"
+    )
+    parser.add_argument(
+        "--max-retry", type=int, default=None, help=f"Retries of a dead worker's trial ({default('max_retry')})"
+    )
+    parser.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    # Options left out (None) keep tuning/study.yml's values
+    settings = load_study_settings(**{field.name: getattr(args, field.name, None) for field in fields(StudySettings)})
+    _, summary = tune(
+        args.env,
+        teacher=args.teacher,
+        conf_file=args.conf_file,
+        hyperparams=args.hyperparams,
+        n_timesteps=args.n_timesteps,
+        storage=args.storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        settings=settings,
+        device=args.device,
+    )
+    return 0 if "best" in summary else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sb3-distill", description="Policy distillation into DQN for Stable-Baselines3")
+    subparsers = parser.add_subparsers(dest="command")
+    add_distill_command(subparsers)
+    add_teacher_command(subparsers)
+    add_tune_command(subparsers)
+    # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
+    subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,17 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sb3_distill.zoo import main as zoo_main
 
         return zoo_main(argv[1:])
-    parser = build_parser()
     # No subcommand (no arguments at all, or only options): the main job, `distill`
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["distill", *argv]
-    args = parser.parse_args(argv)
-    args.argv = argv
+    args = build_parser().parse_args(argv)
+    args.command_line = "sb3-distill " + " ".join(argv)
     if args.device == "auto":
         args.device = "cuda" if th.cuda.is_available() else "cpu"
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, KeyError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -24,12 +24,14 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import get_latest_run_id
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_distill.config import resolve_relative_to, zoo_config_path
 from sb3_distill.distilled_dqn import DistilledDQN
 from sb3_distill.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
 
+DEFAULT_ENV = "CartPole-v1"
 ALGO_NAME = "distilled_dqn"
 TEACHER_ALGO = "dqn"
 # The algorithms a recipe can build, by their Zoo name
@@ -100,7 +102,11 @@ class DistillExperimentManager(ExperimentManager):
 
     def _resolve_teacher(self, hyperparams: dict[str, Any]) -> str:
         from_command_line = bool(self.custom_hyperparams) and "teacher" in self.custom_hyperparams  # type: ignore[operator]
-        where = "-params teacher" if from_command_line else f"{self.config}, entry {self.config_entry_key()!r}"
+        where = (
+            "-params teacher"
+            if from_command_line
+            else f"{self.config}, entry {self.config_entry_key()!r} (for env {self.env_name.gym_id!r})"
+        )
         teacher = hyperparams.get("teacher")
         if not isinstance(teacher, (str, os.PathLike)):
             raise ValueError(
@@ -141,6 +147,15 @@ class DistillExperimentManager(ExperimentManager):
             finally:
                 env.close()
         super().hyperparameters_optimization()
+
+
+def next_run_dir(log_folder: str | os.PathLike, env_id: str) -> Path:
+    """A new run folder ``<log_folder>/<env_id>_<n>``, numbered after the existing ones as the Zoo does."""
+    name = env_id.replace("/", "-")
+    run_id = get_latest_run_id(str(log_folder), name) + 1
+    run_dir = Path(log_folder) / f"{name}_{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
 
 
 @dataclass

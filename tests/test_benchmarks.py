@@ -1,4 +1,4 @@
-"""Each benchmark's --smoke mode, run as a user runs it, so the scripts keep working."""
+"""Each benchmark's --smoke mode, run as a user runs it (a subprocess each: slow), so the scripts keep working."""
 
 import csv
 import json
@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# Each test starts a Python process that trains agents
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,9 +49,13 @@ def test_overhead_smoke(tmp_path):
     output = run_smoke("overhead.py", tmp_path)
     rows = read_csv(tmp_path / "overhead.csv")
     assert [row["variant"] for row in rows] == ["DQN", "DistilledDQN, cache on", "DistilledDQN, cache off"]
-    assert float(rows[0]["ratio_to_dqn"]) == 1.0
-    assert all(float(row["ms_per_update_median"]) > 0 for row in rows)
-    assert "ratio to DQN" in output
+    for row in rows:
+        # The median ratio over rounds lies within its interquartile range; the smoke run's 3 rounds of 1 call
+        assert float(row["ratio_q25"]) <= float(row["ratio_to_dqn"]) <= float(row["ratio_q75"])
+        assert (int(row["rounds"]), int(row["calls_per_round"])) == (3, 1)
+        assert 0 < float(row["ms_per_update_median"]) < 1_000
+        # The printed table shows the CSV's figures
+        assert f"{row['variant']:<26}{float(row['ms_per_update_median']):>12.3f}" in output
     assert (tmp_path / "overhead.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -57,8 +64,10 @@ def test_inference_smoke(tmp_path):
     teacher, student = read_csv(tmp_path / "inference.csv")
     assert (teacher["model"], student["model"]) == ("teacher", "student")
     assert int(teacher["parameters"]) == 67_586 and int(student["parameters"]) == 450
-    assert int(student["weights_bytes"]) < int(teacher["weights_bytes"])
-    assert (tmp_path / "student.zip").exists()
+    # float32 weights plus the state dict's keys and headers: a few hundred bytes per tensor at most
+    for row in (teacher, student):
+        assert 4 * int(row["parameters"]) < int(row["weights_bytes"]) < 4 * int(row["parameters"]) + 4_000
+    assert int(student["zip_bytes"]) == (tmp_path / "student.zip").stat().st_size
     assert (tmp_path / "inference.png").read_bytes().startswith(PNG_SIGNATURE)
 
 

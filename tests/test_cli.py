@@ -1,10 +1,16 @@
 import json
 
+import numpy as np
 import pytest
+import yaml
+from rl_zoo3.utils import SimpleLinearSchedule
 from stable_baselines3 import DQN
 
 from sb3_distill.cli import main
-from sb3_distill.config import zoo_config_path
+from sb3_distill.config import zoo_configs_dir
+
+SHIPPED_TEACHER = zoo_configs_dir() / "teachers" / "CartPole-v1_dqn.zip"
+TINY_RUN = ["-n", "300", "--eval-freq", "300", "--eval-episodes", "2", "--curve-episodes", "1", "--no-progress-bar"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -67,9 +73,19 @@ def test_distill_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert "missing.zip" in capsys.readouterr().err
     assert main(["distill", "--alpha", "2", "-f", str(tmp_path)]) == 2
     assert "alpha=2.0" in capsys.readouterr().err
+    # No entry of its own: the 'default' entry, which names no teacher
     assert main(["distill", "--env", "Pendulum-v1", "-f", str(tmp_path)]) == 2
-    assert "'Pendulum-v1'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "'Pendulum-v1'" in error and "entry 'default'" in error and "--teacher" in error
+    assert main(["distill", "--env", "CartPole-v2", "-f", str(tmp_path)]) == 2
+    assert "Unknown env id 'CartPole-v2': did you mean 'CartPole-v1'" in capsys.readouterr().err
+    assert main(["distill", "--conf-file", str(tmp_path / "none.yml"), "-f", str(tmp_path)]) == 2
+    assert "none.yml" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written for a run that could not start
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", "-params", "learning_rate:1e-3)", "-f", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "-params learning_rate:1e-3)" in capsys.readouterr().err
 
 
 def test_teacher_trains_saves_and_refuses_to_overwrite(tmp_path, capsys):
@@ -87,53 +103,9 @@ def test_teacher_trains_saves_and_refuses_to_overwrite(tmp_path, capsys):
     assert output.read_bytes() == saved
 
 
-def test_default_config_files_exist():
-    assert zoo_config_path("dqn").is_file()
-    assert zoo_config_path("distilled_dqn").is_file()
-
-
 def test_zoo_subcommand_reaches_the_zoo_wrapper(capsys):
     assert main(["zoo", "fly"]) == 2
-    assert "python -m sb3_distill.zoo {train,enjoy" in capsys.readouterr().err
-
-
-def test_regular_install_ships_configs_teacher_and_study_settings(tmp_path):
-    """A non-editable install carries zoo_configs/ (with the shipped teacher) and tuning/ inside the package."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    data = target / "sb3_distill" / "data"
-    assert (data / "zoo_configs" / "distilled_dqn.yml").is_file()
-    assert (data / "zoo_configs" / "teachers" / "CartPole-v1_dqn.zip").is_file()
-    assert (data / "tuning" / "study.yml").is_file()
-    located = subprocess.run(
-        [sys.executable, "-c", "from sb3_distill.config import zoo_configs_dir; print(zoo_configs_dir())"],
-        env={"PYTHONPATH": str(target), "PATH": ""},
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert located.stdout.strip() == str(data / "zoo_configs")
+    assert "record_training" in capsys.readouterr().err
 
 
 def test_normalized_score_puts_random_at_zero_and_teacher_at_one():
@@ -152,3 +124,58 @@ def test_score_of_a_teacher_no_better_than_random_is_not_a_number_and_shown_as_n
     assert score != score  # NaN
     assert format_score(score) == "n/a"
     assert format_score(normalized_score(-60.0, teacher_return=-21.0, random_return=-100.0)) == "50.6%"
+
+
+def test_distill_reads_a_config_the_way_the_zoo_does(tmp_path, capsys):
+    """lin_* schedules, train_freq lists and env wrappers, as rl_zoo3 preprocesses them."""
+    config = tmp_path / "students.yml"
+    entry = {
+        "teacher": str(SHIPPED_TEACHER),
+        "n_timesteps": 300,
+        "policy": "MlpPolicy",
+        "learning_rate": "lin_2.3e-3",
+        "train_freq": [1, "episode"],
+        "gradient_steps": 8,
+        "learning_starts": 50,
+        "policy_kwargs": "dict(net_arch=[8])",
+    }
+    config.write_text(yaml.safe_dump({"CartPole-v1": entry}))
+    assert main(["distill", "--conf-file", str(config), *TINY_RUN, "-f", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / "CartPole-v1_1"
+    student = DQN.load(run_dir / "student.zip")
+    assert isinstance(student.learning_rate, SimpleLinearSchedule)
+    assert student.learning_rate(1.0) == pytest.approx(2.3e-3) and student.learning_rate(0.5) == pytest.approx(1.15e-3)
+    assert (student.train_freq.frequency, student.train_freq.unit.value) == (1, "episode")
+    assert student.policy.q_net.q_net[0].out_features == 8
+    assert json.loads((run_dir / "comparison.json").read_text())["hyperparams"]["learning_rate"] == "lin_2.3e-3"
+
+    # The entry's env wrapper reaches the env: its extra time feature no longer fits the teacher
+    entry["env_wrapper"] = "sb3_contrib.common.wrappers.TimeFeatureWrapper"
+    config.write_text(yaml.safe_dump({"CartPole-v1": entry}))
+    capsys.readouterr()
+    assert main(["distill", "--conf-file", str(config), *TINY_RUN, "-f", str(tmp_path / "runs")]) == 2
+    error = capsys.readouterr().err
+    assert str(SHIPPED_TEACHER) in error and "(4,)" in error and "(5,)" in error
+
+
+def test_env_without_an_entry_runs_from_default_with_a_teacher(tmp_path):
+    # CartPole-v0 has no entry: the 'default' one (SB3's default [64, 64] net) with the teacher given
+    args = ["distill", "--env", "CartPole-v0", "--teacher", str(SHIPPED_TEACHER), *TINY_RUN, "-f", str(tmp_path)]
+    assert main([*args, "-params", "learning_starts:50", "buffer_size:1000"]) == 0
+    comparison = json.loads((tmp_path / "CartPole-v0_1" / "comparison.json").read_text())
+    assert comparison["student"]["parameters"] == (4 * 64 + 64) + (64 * 64 + 64) + (64 * 2 + 2)
+    assert comparison["teacher_path"] == str(SHIPPED_TEACHER)
+    assert comparison["hyperparams"]["buffer_size"] == 1000
+
+
+def test_distill_tensorboard_log_writes_the_distillation_keys(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["distill", *TINY_RUN, "--net-arch", "8", "-f", str(tmp_path / "runs"), "-tb", str(tmp_path / "tb")]
+    assert main([*args, "-params", "learning_starts:50", "train_freq:4", "gradient_steps:1"]) == 0
+    (event_file,) = (tmp_path / "tb").glob("*/events.out.tfevents.*")
+    accumulator = EventAccumulator(str(event_file))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert {"train/distill_loss", "train/td_loss", "train/alpha", "train/teacher_agreement"} <= tags
+    assert np.isfinite([event.value for event in accumulator.Scalars("train/distill_loss")]).all()

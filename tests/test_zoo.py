@@ -228,6 +228,7 @@ def test_optimize_samples_alpha_and_temperature_only_then_replays_a_trial(tmp_pa
     assert config["policy_kwargs"] == "dict(net_arch=[64])"
 
 
+@pytest.mark.slow
 def test_atari_student_on_pong(tmp_path):
     """The `atari` entries of both configs: AtariWrapper, 4 stacked frames, CnnPolicy, ale-py's shipped ROMs."""
     tiny_atari = ["buffer_size:300", "learning_starts:100"]

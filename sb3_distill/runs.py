@@ -1,0 +1,188 @@
+"""
+The runs behind the ``sb3-distill`` command: train a teacher, and distill a student then compare it with its teacher.
+
+Both take a :class:`sb3_distill.recipe.Recipe` (an entry of a Zoo-format config, read by rl_zoo3) and write their
+outputs into a new numbered folder or a file they will not overwrite unasked.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.vec_env import sync_envs_normalization
+
+from sb3_distill.distilled_dqn import DistilledDQN
+from sb3_distill.recipe import ALGO_NAME, TEACHER_ALGO, Recipe, next_run_dir
+from sb3_distill.report import comparison_dict, comparison_table, evaluate_agent, plot_learning_curve, random_policy_return
+from sb3_distill.teacher import load_model_zip
+
+# Seeds of the evaluation envs, offset from the run's seed so that they never replay the training episodes
+CURVE_SEED_OFFSET = 1_000
+FINAL_SEED_OFFSET = 10_000
+
+
+def _check_algo(recipe: Recipe, algo: str) -> None:
+    if recipe.algo != algo:
+        raise ValueError(f"This run needs a {algo!r} recipe, got one for {recipe.algo!r}")
+
+
+def train_teacher(
+    recipe: Recipe,
+    output: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    verbose: int = 0,
+    progress_bar: bool = True,
+    eval_episodes: int = 20,
+    force: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    """
+    Train a DQN teacher with a recipe (the RL Zoo's settings from ``zoo_configs/dqn.yml``), evaluate it, and save it
+    with a ``.json`` beside it recording how it was made.
+
+    :param recipe: A ``dqn`` recipe
+    :param output: The zip to write (``.zip`` is added when missing)
+    :param seed: Seed of the run
+    :param device: torch device
+    :param verbose: SB3 verbosity
+    :param progress_bar: Show a progress bar
+    :param eval_episodes: Deterministic episodes of the final evaluation
+    :param force: Overwrite ``output`` if it exists
+    :param command: The command line, recorded in the ``.json``
+    :return: What the ``.json`` holds
+    """
+    _check_algo(recipe, TEACHER_ALGO)
+    output = Path(output)
+    if output.suffix != ".zip":
+        output = output.with_name(output.name + ".zip")
+    if output.exists() and not force:
+        raise FileExistsError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
+    print(
+        f"Training a DQN teacher on {recipe.env_id} for {recipe.n_timesteps:,} steps "
+        f"with the Zoo settings of {recipe.config_file}"
+    )
+    env = recipe.make_env(seed=seed)
+    model = recipe.make_model(env, seed=seed, verbose=verbose, device=device)
+    start = time.perf_counter()
+    model.learn(recipe.n_timesteps, callback=recipe.callbacks, progress_bar=progress_bar)
+    train_seconds = time.perf_counter() - start
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model.save(output)
+    eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
+    sync_envs_normalization(env, eval_env)
+    result = evaluate_agent("teacher", model, model.q_net, eval_env, eval_episodes)  # type: ignore[attr-defined]
+    metadata = {
+        "env_id": recipe.env_id,
+        "algo": TEACHER_ALGO,
+        "seed": seed,
+        "n_timesteps": recipe.n_timesteps,
+        "env_steps": int(model.num_timesteps),
+        "config_file": str(recipe.config_file),
+        "hyperparams": recipe.hyperparams,
+        "train_seconds": round(train_seconds, 1),
+        "evaluation": {"mean_return": result.mean_return, "std_return": result.std_return, "n_episodes": result.n_episodes},
+        "parameters": result.parameters,
+        "command": command,
+    }
+    output.with_suffix(".json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    print(
+        f"Saved {output} ({result.parameters:,} parameters, trained in {train_seconds:.0f} s): "
+        f"mean return {result.mean_return:.1f} +/- {result.std_return:.1f} over {result.n_episodes} episodes"
+    )
+    return metadata
+
+
+def distill(
+    recipe: Recipe,
+    log_folder: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    verbose: int = 0,
+    progress_bar: bool = True,
+    eval_freq: int = 1_000,
+    curve_episodes: int = 5,
+    eval_episodes: int = 20,
+    tensorboard_log: str | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """
+    Distill a student with a recipe, then compare it with its teacher and a random policy: print the table, and write
+    ``student.zip``, ``evaluations.npz``, ``learning_curve.png`` and ``comparison.json`` into a new run folder.
+
+    :param recipe: A ``distilled_dqn`` recipe
+    :param log_folder: Where the run folder ``<env>_<n>`` is made
+    :param seed: Seed of the run
+    :param device: torch device
+    :param verbose: SB3 verbosity
+    :param progress_bar: Show a progress bar
+    :param eval_freq: Environment steps between the learning curve's evaluations
+    :param curve_episodes: Deterministic episodes per learning-curve point
+    :param eval_episodes: Deterministic episodes of the final evaluation of teacher, student and random policy
+    :param tensorboard_log: TensorBoard log folder (None: no TensorBoard logging)
+    :param command: The command line, recorded in ``comparison.json``
+    :return: What ``comparison.json`` holds
+    """
+    _check_algo(recipe, ALGO_NAME)
+    env = recipe.make_env(seed=seed)
+    # Builds and checks the teacher before any training or any folder is made
+    student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
+    assert isinstance(student, DistilledDQN) and student.teacher is not None
+    run_dir = next_run_dir(log_folder, recipe.env_id)
+    print(
+        f"Distilling {student.teacher} into a {recipe.net_arch} student on {recipe.env_id} for {recipe.n_timesteps:,} "
+        f"steps (alpha={student.alpha}, temperature={student.temperature}) -> {run_dir}"
+    )
+    eval_callback = EvalCallback(
+        recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),
+        n_eval_episodes=curve_episodes,
+        eval_freq=max(eval_freq // recipe.n_envs, 1),
+        log_path=str(run_dir),
+        deterministic=True,
+        verbose=0,
+    )
+    start = time.perf_counter()
+    student.learn(recipe.n_timesteps, callback=[*recipe.callbacks, eval_callback], progress_bar=progress_bar)
+    train_seconds = time.perf_counter() - start
+    student.save(run_dir / "student.zip")
+
+    teacher_model = load_model_zip(str(recipe.teacher), device=student.device)
+    eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
+    sync_envs_normalization(env, eval_env)
+    teacher_result = evaluate_agent("teacher", teacher_model, student.teacher.network, eval_env, eval_episodes)
+    student_result = evaluate_agent("student", student, student.q_net, eval_env, eval_episodes)
+    random_return = random_policy_return(eval_env, eval_episodes, seed=seed)
+    print(
+        f"\n{recipe.env_id}: distilled in {train_seconds:.0f} s\n"
+        + comparison_table(teacher_result, student_result, random_return)
+    )
+    comparison = comparison_dict(teacher_result, student_result, random_return)
+    comparison.update(
+        env_id=recipe.env_id,
+        teacher_path=str(recipe.teacher),
+        alpha=student.alpha,
+        temperature=student.temperature,
+        seed=seed,
+        train_seconds=round(train_seconds, 1),
+        hyperparams=recipe.hyperparams,
+        command=command,
+    )
+    (run_dir / "comparison.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
+    outputs = [run_dir / "student.zip"]
+    if (run_dir / "evaluations.npz").exists():
+        outputs.append(
+            plot_learning_curve(
+                run_dir / "evaluations.npz",
+                teacher_result.mean_return,
+                run_dir / "learning_curve.png",
+                title=f"{recipe.env_id}: student ({student_result.parameters:,} params) vs teacher",
+            )
+        )
+    outputs.append(run_dir / "comparison.json")
+    print(f"\nSaved {outputs[0]} (loads with stable_baselines3.DQN.load), " + " and ".join(str(path) for path in outputs[1:]))
+    return comparison

@@ -1,0 +1,40 @@
+"""
+Optuna studies of DistilledDQN's alpha and temperature: resumable, pruned, and spread over many workers.
+
+    python tuning/tune_distill.py --env CartPole-v1 --n-trials 50 --n-timesteps 10000
+    sb3-distill tune --env CartPole-v1 --storage postgresql://user:password@host/optuna --study-name cartpole
+
+A study lives in an Optuna RDB storage: a SQLite file by default, PostgreSQL (or any server SQLAlchemy speaks to)
+to spread it over machines. Running the same command again continues the study, and every worker given the same
+storage URL and study name adds its trials to it. A running trial records heartbeats; a worker killed mid-trial stops
+sending them, and after the grace period the next trial started by any worker marks its trial FAIL and enqueues it
+again (Optuna's ``RetryHeartbeatStaleTrialCallback``). The search space is the Zoo's ``-optimize`` one,
+:func:`sb3_distill.hyperparams_opt.sample_distilled_dqn_params`; the study's defaults are data, ``tuning/study.yml``.
+
+- ``settings``: :class:`StudySettings` and ``tuning/study.yml``
+- ``objective``: the student of every trial, the objective and its pruning callback
+- ``storage``: storages, samplers, pruners, and the checks that a study may be continued
+- ``report``: the best trial as a Zoo config entry, Optuna's plots, the summary
+- ``study``: :func:`tune`, which puts them together
+"""
+
+from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe
+from sb3_distill.tuning.report import write_report
+from sb3_distill.tuning.settings import MIN_EVAL_EPISODES, PRUNERS, SAMPLERS, StudySettings, load_study_settings
+from sb3_distill.tuning.storage import OBJECTIVE_ATTR, fail_stale_trials, open_storage
+from sb3_distill.tuning.study import tune
+
+__all__ = [
+    "MIN_EVAL_EPISODES",
+    "OBJECTIVE_ATTR",
+    "PRUNERS",
+    "SAMPLERS",
+    "DistillationObjective",
+    "StudySettings",
+    "fail_stale_trials",
+    "load_study_settings",
+    "make_study_recipe",
+    "open_storage",
+    "tune",
+    "write_report",
+]
