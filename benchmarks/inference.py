@@ -59,7 +59,7 @@ def main() -> None:
     th.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    teacher_path = make_recipe(args.env).teacher
+    teacher_path = Path(str(make_recipe(args.env).teacher))
     if args.student is None:
         student, budget = build_agent(DISTILLED, args.env, seed=0, overrides={"learning_starts": 50} if args.smoke else None)
         student.learn(300 if args.smoke else budget)

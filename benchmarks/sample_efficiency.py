@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/sample_efficiency.py`
 
 import numpy as np
 import torch as th
+from matplotlib.figure import Figure
 
 from benchmarks.common import (
     DISTILLED,
@@ -167,12 +168,8 @@ def goals(env_id: str, reference: dict[str, Any], results: list[dict[str, Any]],
 
 
 def plot(env_ids: list[str], references: dict[str, dict], results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(env_ids), figsize=(5.5 * len(env_ids), 4), squeeze=False)
+    figure = Figure(figsize=(5.5 * len(env_ids), 4))
+    axes = figure.subplots(1, len(env_ids), squeeze=False)
     for axis, env_id in zip(axes[0], env_ids, strict=True):
         for method in METHODS:
             runs = [result for result in results if result["env_id"] == env_id and result["method"] == method]
@@ -194,7 +191,6 @@ def plot(env_ids: list[str], references: dict[str, dict], results: list[dict[str
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def main() -> None:

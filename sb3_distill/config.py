@@ -1,18 +1,10 @@
-"""Where the project's data lives and how its RL Zoo style YAML configs are read."""
+"""Where the project's data lives: the Zoo configs, the shipped teachers and the study settings."""
 
 import os
 from pathlib import Path
-from typing import Any
 
-import torch as th
-import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-# Keys of a Zoo config entry that describe the run rather than the algorithm's constructor
-ZOO_RUN_KEYS = ("n_timesteps", "policy", "n_envs", "env_wrapper", "frame_stack", "normalize", "env_kwargs", "callback")
-# Keys whose values the Zoo evaluates as Python expressions
-ZOO_EVALUATED_KEYS = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
 
 
 def project_data_dir(name: str) -> Path:
@@ -61,38 +53,6 @@ def zoo_config_path(algo: str) -> Path:
     :param algo: Zoo algorithm name (``dqn`` or ``distilled_dqn``)
     """
     return zoo_configs_dir() / f"{algo}.yml"
-
-
-def read_zoo_config(path: str | os.PathLike, env_id: str) -> dict[str, Any]:
-    """
-    The hyperparameters of one env entry of a Zoo YAML file, as written (strings not evaluated).
-
-    :param path: The YAML file
-    :param env_id: The env key (``CartPole-v1``)
-    :return: A copy of the entry
-    """
-    with open(path) as file_handler:
-        config = yaml.safe_load(file_handler) or {}
-    if env_id not in config:
-        raise KeyError(f"{str(path)!r} has no entry for env {env_id!r}; its entries are {sorted(config)}")
-    return dict(config[env_id])
-
-
-def evaluate_zoo_value(key: str, value: Any) -> Any:
-    """
-    Turn a Zoo string value such as ``"dict(net_arch=[64])"`` into the object it describes, as the Zoo does
-    (with ``nn`` and ``th`` in scope, no builtins beyond ``dict``, ``list`` and ``tuple``).
-
-    :param key: The hyperparameter's name, for messages
-    :param value: The value from the YAML file
-    """
-    if not isinstance(value, str):
-        return value
-    namespace = {"dict": dict, "list": list, "tuple": tuple, "nn": th.nn, "th": th}
-    try:
-        return eval(value, {"__builtins__": {}}, namespace)
-    except Exception as error:
-        raise ValueError(f"{key}={value!r} is not a valid expression ({error})") from error
 
 
 def resolve_relative_to(path: str | os.PathLike, base_dir: str | os.PathLike) -> Path:

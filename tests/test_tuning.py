@@ -22,7 +22,7 @@ from stable_baselines3 import DQN
 
 from sb3_distill import tuning, zoo
 from sb3_distill.cli import build_parser, main
-from sb3_distill.config import read_zoo_config, zoo_config_path
+from sb3_distill.recipe import make_recipe
 from sb3_distill.hyperparams_opt import search_space
 from sb3_distill.tuning import OBJECTIVE_ATTR, fail_stale_trials, load_study_settings, open_storage, tune
 from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe, prepare_teacher
@@ -100,14 +100,15 @@ def test_report_has_the_best_trial_and_valid_pngs(first_study):
 def test_best_yaml_is_a_zoo_config_that_the_zoo_wrapper_trains(first_study, tmp_path):
     study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(first_study))
     config_file = first_study / STUDY_NAME / "report_1" / "distilled_dqn.yml"
-    entry = read_zoo_config(config_file, "CartPole-v1")
+    # Read back the way the Zoo reads it
+    entry = make_recipe("CartPole-v1", conf_file=config_file).hyperparams
     assert entry["alpha"] == study.best_params["alpha"]
     assert entry["temperature"] == study.best_params["temperature"]
     assert Path(entry["teacher"]).is_absolute() and Path(entry["teacher"]).is_file()
     assert entry["n_timesteps"] == 300
     assert entry["policy_kwargs"] == {"net_arch": [8]}  # as the Zoo's -params evaluated it
     # The rest of the student comes from zoo_configs/distilled_dqn.yml
-    assert entry["learning_rate"] == read_zoo_config(zoo_config_path("distilled_dqn"), "CartPole-v1")["learning_rate"]
+    assert entry["learning_rate"] == make_recipe("CartPole-v1").hyperparams["learning_rate"]
 
     zoo_args = ["--algo", "distilled_dqn", "--env", "CartPole-v1", "--conf-file", str(config_file), "-n", "300"]
     assert zoo.main(["train", *zoo_args, "-f", str(tmp_path), "--seed", "0", "--eval-freq", "-1"]) == 0
