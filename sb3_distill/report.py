@@ -2,6 +2,7 @@
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 
@@ -36,12 +37,12 @@ class AgentResult:
     env_steps: int
 
 
-def evaluate_agent(name: str, model: BaseAlgorithm, network: th.nn.Module, env: GymEnv, n_episodes: int) -> AgentResult:
+def evaluate_agent(name: str, model: Any, network: th.nn.Module, env: GymEnv, n_episodes: int) -> AgentResult:
     """
     Mean and std of the undiscounted return of deterministic episodes.
 
     :param name: Label in the comparison
-    :param model: The agent
+    :param model: The agent: an SB3 model, or anything with SB3's ``predict`` and a ``num_timesteps``
     :param network: Its acting network, for the parameter count
     :param env: Evaluation env (seeded by the caller)
     :param n_episodes: Number of episodes
@@ -58,6 +59,27 @@ def evaluate_agent(name: str, model: BaseAlgorithm, network: th.nn.Module, env: 
         n_episodes=n_episodes,
         env_steps=int(model.num_timesteps),
     )
+
+
+class GreedyAgent:
+    """
+    Acts greedily on a map from a batch of observations to per-action values (a teacher's Q-values or action logits),
+    with SB3's ``predict`` signature, so that ``evaluate_policy`` evaluates a teacher without its SB3 model.
+
+    :param values: Observations (tensors on ``device``, as the replay buffer gives them) -> ``(batch, n_actions)``
+    :param device: Where the observations go
+    :param num_timesteps: The agent's training steps, for the comparison
+    """
+
+    def __init__(self, values: Callable[[Any], th.Tensor], device: th.device | str, num_timesteps: int = 0):
+        self.values = values
+        self.device = th.device(device)
+        self.num_timesteps = num_timesteps
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple:
+        with th.no_grad():
+            actions = self.values(obs_as_tensor(observation, self.device)).argmax(dim=1)
+        return actions.cpu().numpy(), state
 
 
 class RandomAgent:

@@ -8,6 +8,7 @@ outputs into a new numbered folder or a file they will not overwrite unasked.
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,25 @@ from stable_baselines3.common.vec_env import sync_envs_normalization
 
 from sb3_distill.distilled_dqn import DistilledDQN
 from sb3_distill.recipe import ALGO_NAME, TEACHER_ALGO, Recipe, next_run_dir
-from sb3_distill.report import comparison_dict, comparison_table, evaluate_agent, plot_learning_curve, random_policy_return
-from sb3_distill.teacher import load_model_zip
+from sb3_distill.report import (
+    GreedyAgent,
+    comparison_dict,
+    comparison_table,
+    evaluate_agent,
+    plot_learning_curve,
+    random_policy_return,
+)
+from sb3_distill.teacher import resolve_model_path
 
 # Seeds of the evaluation envs, offset from the run's seed so that they never replay the training episodes
 CURVE_SEED_OFFSET = 1_000
 FINAL_SEED_OFFSET = 10_000
+
+
+def saved_num_timesteps(path: str | os.PathLike) -> int:
+    """The training steps an SB3 zip records: a plain number in its ``data`` JSON, read without unpickling anything."""
+    with zipfile.ZipFile(resolve_model_path(path)) as archive:
+        return int(json.loads(archive.read("data")).get("num_timesteps", 0))
 
 
 def _check_algo(recipe: Recipe, algo: str) -> None:
@@ -151,10 +165,11 @@ def distill(
     train_seconds = time.perf_counter() - start
     student.save(run_dir / "student.zip")
 
-    teacher_model = load_model_zip(str(recipe.teacher), device=student.device)
+    # The teacher acts greedily on the values it was distilled from: its SB3 model is never unpickled
+    teacher_agent = GreedyAgent(student.teacher.q_values, student.device, saved_num_timesteps(str(recipe.teacher)))
     eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
     sync_envs_normalization(env, eval_env)
-    teacher_result = evaluate_agent("teacher", teacher_model, student.teacher.network, eval_env, eval_episodes)
+    teacher_result = evaluate_agent("teacher", teacher_agent, student.teacher.network, eval_env, eval_episodes)
     student_result = evaluate_agent("student", student, student.q_net, eval_env, eval_episodes)
     random_return = random_policy_return(eval_env, eval_episodes, seed=seed)
     print(

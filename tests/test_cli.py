@@ -43,6 +43,7 @@ def test_distill_on_the_embedded_teacher_prints_and_saves_the_comparison(tmp_pat
     assert comparison["student"]["parameters"] == (4 * 16 + 16) + (16 * 2 + 2)
     assert comparison["parameter_ratio"] == pytest.approx(114 / 67_586)
     assert comparison["student"]["env_steps"] >= 600
+    assert comparison["teacher"]["env_steps"] == 50_176  # read from the teacher zip, as its .json records
     assert comparison["student"]["n_episodes"] == 2
     assert "parameters" in output and "0.17%" in output and "random policy" in output
     assert comparison["random_return"] < comparison["teacher"]["mean_return"]
