@@ -260,9 +260,10 @@ def worker_env() -> dict[str, str]:
 @pytest.mark.slow
 def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
     storage = sqlite_url(tmp_path)
-    # Two updates per step from the first one, so that a trial lasts a few seconds, with a learning rate so small
-    # that the student stays as bad as at the start (short evaluation episodes); heartbeats every second
-    args = ["-n", "400", "-params", "policy_kwargs:dict(net_arch=[8])", "learning_rate:1e-7", "learning_starts:0"]
+    # Two updates per step from the first one, so that a trial lasts several seconds (it must still be running when the
+    # worker is killed), with a learning rate so small that the student stays as bad as at the start (short evaluation
+    # episodes); heartbeats every second
+    args = ["-n", "4000", "-params", "policy_kwargs:dict(net_arch=[8])", "learning_rate:1e-7", "learning_starts:0"]
     args += ["train_freq:1", "gradient_steps:2"]
     args += ["--storage", storage, "--heartbeat-interval", "1", "--grace-period", "2", "--pruner", "none", "--seed", "0"]
     worker = subprocess.Popen(
