@@ -1,124 +1,48 @@
 """
 Turn what the user gives as a teacher into a frozen map from observations to per-action values.
 
-Teachers are SB3 ``.zip`` files, which are unpickled when loaded: unpickling can run arbitrary code,
-so only load teachers from sources you trust.
+A teacher is a path (an SB3 ``.zip``, the same without ``.zip``, or an RL Zoo log folder), a loaded SB3 model, or a
+``TeacherPolicy`` read by :func:`sb3_distill.teacher_zip.read_teacher_zip`. Its values are Q-values (DQN), the mean
+over quantiles (QR-DQN) or the action logits of an actor-critic policy (PPO, A2C, TRPO, MaskablePPO), see
+:mod:`sb3_distill.teacher_values`.
+
+**Safe by default**: a path is read without unpickling anything (the network is rebuilt from the zip's readable
+fields and ``policy.pth`` loaded with ``weights_only=True``). SB3's full loader, which unpickles the zip and can run
+arbitrary code from it, is used only with ``trust=True``; so are the pickled ``vecnormalize.pkl`` statistics of a Zoo
+run trained on normalized observations.
 """
 
-import contextlib
 import copy
 import os
-import random
+import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Union
 
-import numpy as np
 import torch as th
-import yaml
 from gymnasium import spaces
-from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import PyTorchObs
-from torch import nn
 
-TeacherLike = Union[str, os.PathLike, BaseAlgorithm, "Teacher"]
+from sb3_distill.space_match import bounds_differ, space_mismatch
+from sb3_distill.teacher_values import TEACHER_KINDS, ObservationNormalizer, values_network
+from sb3_distill.teacher_zip import TeacherPolicy, preserve_global_rng, read_teacher_zip
+from sb3_distill.trusted_zip import load_trusted_zip
+from sb3_distill.zoo_folder import find_zoo_model, load_observation_normalizer, read_zoo_saved_config
 
+__all__ = [
+    "Teacher",
+    "TeacherLike",
+    "check_teacher_spaces",
+    "find_zoo_model",
+    "load_model_zip",
+    "load_teacher",
+    "preserve_global_rng",
+    "read_zoo_saved_config",
+    "resolve_model_path",
+]
 
-class QRDQNValues(nn.Module):
-    """
-    Q-values of a QR-DQN quantile network: the mean over its quantiles.
-
-    :param quantile_net: The teacher's ``QuantileNetwork``
-    """
-
-    def __init__(self, quantile_net: nn.Module):
-        super().__init__()
-        self.quantile_net = quantile_net
-
-    def forward(self, observations: PyTorchObs) -> th.Tensor:
-        # (batch, n_quantiles, n_actions) -> (batch, n_actions)
-        return self.quantile_net(observations).mean(dim=1)
-
-
-def _values_network(model: BaseAlgorithm) -> nn.Module:
-    """
-    The network of a supported teacher that maps observations to per-action values.
-
-    :param model: A loaded SB3 model
-    :return: A module returning a ``(batch_size, n_actions)`` tensor
-    """
-    from sb3_contrib import QRDQN
-
-    if isinstance(model, DQN):
-        return model.q_net
-    if isinstance(model, QRDQN):
-        return QRDQNValues(model.quantile_net)
-    raise TypeError(
-        f"A teacher of type {type(model).__name__} is not supported: "
-        "pass a DQN (stable_baselines3) or QRDQN (sb3_contrib) model with a Discrete action space"
-    )
-
-
-def _algorithm_for_policy(policy_class: type) -> type[BaseAlgorithm] | None:
-    """The SB3 algorithm whose zip stores this policy class, for the supported teachers."""
-    module = policy_class.__module__
-    if module.startswith("stable_baselines3.dqn"):
-        return DQN
-    if module.startswith("sb3_contrib.qrdqn"):
-        from sb3_contrib import QRDQN
-
-        return QRDQN
-    return None
-
-
-@contextlib.contextmanager
-def preserve_global_rng() -> Iterator[None]:
-    """
-    Restore Python's, NumPy's and PyTorch's global random states on exit.
-
-    Loading an SB3 zip re-seeds the global generators with the teacher's saved seed and draws from them
-    to initialise weights; the student's run must not depend on whether a teacher was loaded.
-    """
-    python_state = random.getstate()
-    numpy_state = np.random.get_state()
-    with th.random.fork_rng():
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-
-
-def find_zoo_model(folder: str | os.PathLike) -> Path | None:
-    """
-    The final model of an RL Zoo log folder (``logs/dqn/CartPole-v1_1/``): the ``<name>.zip`` that has a
-    ``<name>/config.yml`` beside it, as ``rl_zoo3 train`` writes them.
-
-    :param folder: The log folder
-    :return: The model zip, or None if the folder is not a Zoo log folder
-    """
-    candidates = [
-        zip_file for zip_file in sorted(Path(folder).glob("*.zip")) if (zip_file.with_suffix("") / "config.yml").is_file()
-    ]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def read_zoo_saved_config(folder: str | os.PathLike) -> dict[str, Any]:
-    """
-    The hyperparameters an RL Zoo run saved in its log folder (``<name>/config.yml``), with the Zoo's loader.
-
-    :param folder: The log folder
-    :return: The saved hyperparameters
-    """
-    model = find_zoo_model(folder)
-    if model is None:
-        raise ValueError(f"{str(folder)!r} is not an RL Zoo log folder (expected <env>.zip beside <env>/config.yml)")
-    with open(model.with_suffix("") / "config.yml") as file_handler:
-        # The Zoo writes an OrderedDict with Python tags and reads it back the same way (trusted files only)
-        return dict(yaml.load(file_handler, Loader=yaml.UnsafeLoader) or {})
+TeacherLike = Union[str, os.PathLike, BaseAlgorithm, TeacherPolicy, "Teacher"]
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -147,15 +71,8 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"Teacher file {str(path)!r} does not exist (expected an SB3 model .zip saved with model.save())")
 
 
-def load_model_zip(path: str | os.PathLike, device: th.device | str = "cpu") -> BaseAlgorithm:
-    """
-    Load a trusted SB3 model zip as a supported teacher algorithm, with clear errors for anything else.
-
-    :param path: Path to an SB3 model zip (the ``.zip`` suffix may be omitted) or an RL Zoo log folder
-    :param device: Device to load the model on
-    :return: The loaded model
-    """
-    file = resolve_model_path(path)
+def _check_sb3_zip(file: Path) -> None:
+    """Fail unless ``file`` is a zip archive with SB3's ``data`` and ``policy.pth`` members."""
     if not zipfile.is_zipfile(file):
         raise ValueError(f"Teacher file {str(file)!r} is not an SB3 model zip (not a zip archive at all)")
     with zipfile.ZipFile(file) as archive:
@@ -165,50 +82,87 @@ def load_model_zip(path: str | os.PathLike, device: th.device | str = "cpu") -> 
             f"Teacher file {str(file)!r} is a zip archive but not an SB3 model zip "
             f"(it has {sorted(members)[:5]}, expected 'data' and 'policy.pth' as written by model.save())"
         )
-    with preserve_global_rng():
-        data, _, _ = load_from_zip_file(file, device="cpu", load_data=True)
-    if data is None or "policy_class" not in data or "action_space" not in data:
-        raise ValueError(f"Teacher file {str(file)!r} holds no policy class or action space: it is not an SB3 model zip")
-    action_space = data["action_space"]
-    if not isinstance(action_space, spaces.Discrete):
-        raise ValueError(
-            f"Teacher {str(file)!r} has action space {action_space}, but a DQN student needs a teacher with a "
-            "Discrete action space (a continuous-action teacher has no per-action values to distill)"
-        )
-    algorithm = _algorithm_for_policy(data["policy_class"])
-    if algorithm is None:
-        raise ValueError(
-            f"Teacher {str(file)!r} was saved with policy {data['policy_class'].__module__}."
-            f"{data['policy_class'].__name__}; supported teachers are DQN (stable_baselines3) and QRDQN (sb3_contrib)"
-        )
-    with preserve_global_rng():
-        return algorithm.load(file, device=device)
+
+
+def load_model_zip(
+    path: str | os.PathLike, device: th.device | str = "cpu", trust: bool = False
+) -> BaseAlgorithm | TeacherPolicy:
+    """
+    Load an SB3 model zip as a teacher, with clear errors for anything else.
+
+    Without ``trust`` the zip is read by :func:`sb3_distill.teacher_zip.read_teacher_zip`, which unpickles nothing and
+    returns a ``TeacherPolicy``. With ``trust=True`` it is loaded by SB3's own loader (``DQN.load``, ``PPO.load``, ...
+    for the zip's algorithm), which unpickles the zip and can run arbitrary code from it; the spaces are rebuilt
+    from the zip's readable fields and the schedules replaced by placeholders, so that ``gym``-era zips load that way too.
+
+    :param path: Path to an SB3 model zip (the ``.zip`` suffix may be omitted) or an RL Zoo log folder
+    :param device: Device to load the model on
+    :param trust: Whether the file comes from a source you trust (use SB3's unpickling loader)
+    :return: The ``TeacherPolicy`` (safe) or the loaded model (trusted)
+    """
+    file = resolve_model_path(path)
+    _check_sb3_zip(file)
+    if trust:
+        return load_trusted_zip(file, device)
+    return read_teacher_zip(file, device=device)
+
+
+def _policy_of(model: BaseAlgorithm | TeacherPolicy) -> tuple[Any, str, str]:
+    """The policy of a loaded teacher, the name of its algorithm, and where it came from (for messages)."""
+    if isinstance(model, BaseAlgorithm):
+        return model.policy, type(model).__name__, f"<{type(model).__name__} model>"
+    if isinstance(model, TeacherPolicy):
+        return model.policy, str(model.algorithm), repr(str(model.path))
+    raise TypeError(
+        f"A teacher of type {type(model).__name__} is not supported: pass a loaded SB3 model or a TeacherPolicy "
+        "(sb3_distill.teacher_zip.read_teacher_zip)"
+    )
 
 
 class Teacher:
     """
     A frozen teacher: maps a batch of observations to per-action values, without gradients.
 
-    It holds its own copy of the teacher's value network, in ``eval()`` mode with ``requires_grad=False``,
-    so the model it was made from is left untouched and nothing of it reaches the student's optimizer.
+    It holds its own copy of the teacher's value network (see :mod:`sb3_distill.teacher_values`), in ``eval()`` mode
+    with ``requires_grad=False``, so the model it was made from is left untouched and nothing of it reaches the
+    student's optimizer. Its values play the part of Q_T in the distillation loss: Q-values (``kind == "q_values"``),
+    the mean over quantiles (``"quantiles"``) or the policy's action logits (``"logits"``).
 
-    :param model: A loaded SB3 model with a Discrete action space (DQN or QRDQN)
-    :param source: Where the teacher came from, for messages
+    :param model: A loaded SB3 model or a ``TeacherPolicy``, with a Discrete action space (DQN, QRDQN, PPO, A2C, TRPO,
+        MaskablePPO)
+    :param source: Where the teacher came from, for messages (None: the TeacherPolicy's file, or the model's class)
+    :param observation_normalizer: Frozen normalization of the observations before the network, for a teacher
+        trained behind ``VecNormalize`` (None: observations are used as they are)
     """
 
-    def __init__(self, model: BaseAlgorithm, source: str = "<model>"):
-        if not isinstance(model.action_space, spaces.Discrete):
+    def __init__(
+        self,
+        model: BaseAlgorithm | TeacherPolicy,
+        source: str | None = None,
+        observation_normalizer: ObservationNormalizer | None = None,
+    ):
+        policy, self.algorithm, default_source = _policy_of(model)
+        self.source = source if source is not None else default_source
+        self.observation_space: spaces.Space = model.observation_space
+        self.action_space: spaces.Space = model.action_space
+        if not isinstance(self.action_space, spaces.Discrete):
             raise ValueError(
-                f"Teacher {source} has action space {model.action_space}, but a DQN student needs a teacher "
-                "with a Discrete action space"
+                f"Teacher {self.source} has action space {self.action_space}, but a DQN student needs a teacher "
+                "with a Discrete action space (a continuous-action teacher has no per-action values to distill)"
             )
-        self.source = source
-        self.algorithm = type(model).__name__
-        self.observation_space = model.observation_space
-        self.action_space = model.action_space
-        self.network = copy.deepcopy(_values_network(model))
+        try:
+            self.kind, network = values_network(policy)
+        except TypeError as error:
+            raise TypeError(f"Teacher {self.source}: {error}") from error
+        self.network = copy.deepcopy(network)
         self.network.eval()
         self.network.requires_grad_(False)
+        if observation_normalizer is not None:
+            try:
+                observation_normalizer.check_space(self.observation_space)
+            except ValueError as error:
+                raise ValueError(f"Teacher {self.source}: {error}") from error
+        self.observation_normalizer = observation_normalizer
 
     @property
     def device(self) -> th.device:
@@ -217,12 +171,14 @@ class Teacher:
 
     def to(self, device: th.device | str) -> "Teacher":
         """
-        Move the teacher's network to ``device``.
+        Move the teacher's network (and normalization statistics) to ``device``.
 
         :param device: Target device
         :return: self
         """
         self.network.to(device)
+        if self.observation_normalizer is not None:
+            self.observation_normalizer.to(device)
         return self
 
     def num_parameters(self) -> int:
@@ -232,38 +188,56 @@ class Teacher:
     @th.no_grad()
     def q_values(self, observations: PyTorchObs) -> th.Tensor:
         """
-        Per-action values of the teacher.
+        Per-action values of the teacher (its Q-values, mean quantiles or action logits, see ``kind``).
 
         :param observations: A batch of observations as tensors on the teacher's device, as sampled
-            from the replay buffer (the teacher's network applies its own preprocessing)
+            from the replay buffer (normalized here with the teacher's own frozen statistics if it has them;
+            the network applies its own preprocessing)
         :return: Tensor of shape ``(batch_size, n_actions)``
         """
-        return self.network(observations)
+        if self.observation_normalizer is not None:
+            observations = self.observation_normalizer(observations)
+        values = self.network(observations)
+        # One check per call: a NaN or inf here would silently poison the student's update
+        if not th.isfinite(values).all():
+            raise ValueError(
+                f"Teacher {self.source} gave non-finite {TEACHER_KINDS[self.kind]} (NaN or inf) on a batch of "
+                f"{len(values)} observations: its weights (or its inputs) are broken; check the teacher file or model"
+            )
+        return values
 
     __call__ = q_values
 
     def __repr__(self) -> str:
-        return f"Teacher({self.algorithm} from {self.source}, {self.num_parameters()} parameters)"
+        normalized = ", normalized observations" if self.observation_normalizer is not None else ""
+        return f"Teacher({self.algorithm} {self.kind} from {self.source}, {self.num_parameters()} parameters{normalized})"
 
 
 def check_teacher_spaces(teacher: Teacher, observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """
-    Fail unless the teacher sees the same observations and picks from the same actions as the student.
+    Fail unless the teacher sees the same kind of observations and picks from the same actions as the student:
+    same kind, shape and dtype (``n`` for Discrete, sub-spaces for Dict). Other Box bounds only warn.
 
     :param teacher: The prepared teacher
     :param observation_space: The student's observation space
     :param action_space: The student's action space
     """
-    if teacher.action_space != action_space:
-        raise ValueError(
-            f"Teacher {teacher.source} has action space {teacher.action_space} but the student's env has "
-            f"action space {action_space}: they must be equal"
-        )
-    if teacher.observation_space != observation_space:
-        raise ValueError(
-            f"Teacher {teacher.source} has observation space {teacher.observation_space} but the student's env has "
-            f"observation space {observation_space}: they must be equal (same env, wrappers and frame stacking)"
-        )
+    for name, teacher_space, student_space in (
+        ("action space", teacher.action_space, action_space),
+        ("observation space", teacher.observation_space, observation_space),
+    ):
+        reason = space_mismatch(teacher_space, student_space)
+        if reason is not None:
+            raise ValueError(
+                f"Teacher {teacher.source} has {name} {teacher_space} but the student's env has {name} {student_space} "
+                f"({reason}): they must have the same kind, shape and dtype (same env, wrappers and frame stacking)"
+            )
+        if bounds_differ(teacher_space, student_space):
+            warnings.warn(
+                f"Teacher {teacher.source} has {name} {teacher_space} and the student's env has {name} {student_space}: "
+                "same kind, shape and dtype but other bounds; the teacher is used as it is (check that the envs agree)",
+                UserWarning,
+            )
 
 
 def load_teacher(
@@ -271,28 +245,38 @@ def load_teacher(
     observation_space: spaces.Space,
     action_space: spaces.Space,
     device: th.device | str = "cpu",
+    trust: bool = False,
 ) -> Teacher:
     """
     Prepare a teacher for a student: load it, check its spaces against the student's, freeze it
     and move it to the student's device.
 
-    :param teacher: Path to a trusted SB3 model zip or RL Zoo log folder, a loaded SB3 model (DQN or QRDQN),
-        or a ``Teacher``
+    :param teacher: Path to an SB3 model zip or RL Zoo log folder, a loaded SB3 model (DQN, QRDQN, PPO, A2C, TRPO,
+        MaskablePPO), a ``TeacherPolicy``, or a ``Teacher``
     :param observation_space: The student's observation space
     :param action_space: The student's action space
     :param device: The student's device
+    :param trust: For a path: whether it comes from a source you trust. False (default) reads the zip without
+        unpickling anything; True uses SB3's loader, which can run arbitrary code from the file, and also reads a Zoo
+        run's pickled ``vecnormalize.pkl``. Objects are used as they are.
     :return: The frozen teacher
     """
     if isinstance(teacher, Teacher):
         prepared = teacher
-    elif isinstance(teacher, BaseAlgorithm):
-        prepared = Teacher(teacher, source=f"<{type(teacher).__name__} model>")
     elif isinstance(teacher, (str, os.PathLike)):
-        prepared = Teacher(load_model_zip(teacher, device=device), source=repr(str(teacher)))
+        file = resolve_model_path(teacher)
+        # Refused before loading anything when its statistics need trust
+        normalizer = load_observation_normalizer(file, trust=trust)
+        prepared = Teacher(
+            load_model_zip(file, device=device, trust=trust), source=repr(str(file)), observation_normalizer=normalizer
+        )
+    elif isinstance(teacher, (BaseAlgorithm, TeacherPolicy)):
+        prepared = Teacher(teacher)
     else:
         raise TypeError(
-            f"teacher={teacher!r} of type {type(teacher).__name__} is not supported: "
-            "pass the path of an SB3 model .zip, a loaded SB3 DQN/QRDQN model, or a sb3_distill.Teacher"
+            f"teacher={teacher!r} of type {type(teacher).__name__} is not supported: pass the path of an SB3 model "
+            ".zip or RL Zoo log folder, a loaded SB3 model (DQN, QRDQN, PPO, A2C, ...), a TeacherPolicy "
+            "or a sb3_distill.Teacher"
         )
     check_teacher_spaces(prepared, observation_space, action_space)
     return prepared.to(device)

@@ -66,13 +66,16 @@ class DistilledDQN(DQN):
 
     Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation), https://arxiv.org/abs/1503.02531
 
-    Teachers are SB3 zips, which are unpickled when loaded: only load teachers you trust.
+    Security: a teacher given as a path is read without unpickling anything (its network is rebuilt from the zip's
+    readable fields and its weights loaded with ``weights_only=True``), so an untrusted teacher file cannot run code.
+    ``trust_teacher=True`` loads it with SB3's own loader instead, which unpickles the zip and can run arbitrary code
+    from it, and reads the pickled ``vecnormalize.pkl`` of a Zoo run: only for files from a source you trust.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, ...)
     :param env: The environment to learn from (if registered in Gym, can be str)
-    :param teacher: The teacher: path to a trusted SB3 model zip, or a loaded SB3 DQN/QRDQN model, with the
-        same observation and action spaces as ``env``. Required unless ``alpha`` is 0. It is never saved
-        with the student.
+    :param teacher: The teacher, with the same observation and action spaces as ``env``: path to an SB3 model zip or
+        RL Zoo log folder, a loaded SB3 model (DQN, QRDQN, or PPO, A2C, TRPO, MaskablePPO whose action logits play the
+        part of Q-values), or a ``Teacher``. Required unless ``alpha`` is 0. It is never saved with the student.
     :param alpha: Weight of the distillation term, in [0, 1] (0: plain DQN, 1: distillation only),
         or a schedule of the current progress remaining (from 1 to 0)
     :param temperature: Softmax temperature ``T > 0`` applied to both teacher and student Q-values
@@ -81,6 +84,9 @@ class DistilledDQN(DQN):
         sampled batch. Costs ``n_actions`` float32 per stored transition. Works with SB3's ``ReplayBuffer``,
         ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers or a ``VecNormalize`` env the teacher
         is evaluated on each batch.
+    :param trust_teacher: Whether a teacher given as a path comes from a source you trust. False (default): it is
+        read without unpickling. True: SB3's full loader (which can run code from the file) and the Zoo run's
+        ``vecnormalize.pkl`` statistics are used. Has no effect on a teacher given as an object.
     :param learning_rate: The learning rate, it can be a function
         of the current progress remaining (from 1 to 0)
     :param buffer_size: size of the replay buffer
@@ -133,6 +139,7 @@ class DistilledDQN(DQN):
         alpha: float | Schedule = 0.5,
         temperature: float = 1.0,
         teacher_cache: bool = True,
+        trust_teacher: bool = False,
         learning_rate: float | Schedule = 1e-4,
         buffer_size: int = 1_000_000,
         learning_starts: int = 100,
@@ -191,6 +198,7 @@ class DistilledDQN(DQN):
         self.alpha = alpha
         self.temperature = temperature
         self.teacher_cache = teacher_cache
+        self.trust_teacher = trust_teacher
         self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
             if teacher is None and not self._is_plain_dqn():
@@ -262,7 +270,9 @@ class DistilledDQN(DQN):
 
     def _setup_teacher(self) -> None:
         if self.teacher is not None:
-            self.teacher = load_teacher(self.teacher, self.observation_space, self.action_space, self.device)
+            self.teacher = load_teacher(
+                self.teacher, self.observation_space, self.action_space, self.device, trust=self.trust_teacher
+            )
         if isinstance(self.replay_buffer, TeacherValuesMixin):
             # Values stored so far came from another teacher, or from none
             self.replay_buffer.invalidate_teacher_values()
@@ -304,13 +314,16 @@ class DistilledDQN(DQN):
             and self._vec_normalize_env is None
         )
 
-    def set_teacher(self, teacher: TeacherLike | None) -> None:
+    def set_teacher(self, teacher: TeacherLike | None, trust_teacher: bool = False) -> None:
         """
         Give the model a (new) teacher: load it, check its spaces, freeze it and move it to the model's device.
 
-        :param teacher: Path to a trusted SB3 model zip, a loaded SB3 DQN/QRDQN model, or None to remove it
+        :param teacher: Path to an SB3 model zip or RL Zoo log folder, a loaded SB3 model, a ``Teacher``, or None to
+            remove it
+        :param trust_teacher: Whether a path comes from a source you trust (see the class's ``trust_teacher``)
         """
         self.teacher = teacher  # type: ignore[assignment]
+        self.trust_teacher = trust_teacher
         self._setup_teacher()
 
     def _is_plain_dqn(self) -> bool:
@@ -361,9 +374,10 @@ class DistilledDQN(DQN):
             # One batched teacher pass over the transitions stored since the last update
             self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
 
-        # Per-step statistics stay tensors until the end: one synchronisation per train() call, not four per step
+        # Per-step statistics stay tensors until the end: beside the loss's finiteness check, one synchronisation per
+        # train() call, not four per step
         td_losses, distill_losses, losses, agreements = [], [], [], []
-        for _ in range(gradient_steps):
+        for gradient_step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
@@ -399,6 +413,10 @@ class DistilledDQN(DQN):
                 distill_losses.append(distill_loss.detach())
                 agreements.append(agreement)
             losses.append(loss.detach())
+            # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
+            self._check_finite_loss(
+                loss, td_loss, distill_losses[-1] if self.teacher is not None else None, alpha, gradient_step
+            )
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
@@ -417,6 +435,27 @@ class DistilledDQN(DQN):
         if distill_losses:
             self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
             self.logger.record("train/teacher_agreement", th.cat(agreements).float().mean().item())
+
+    def _check_finite_loss(
+        self, loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, gradient_step: int
+    ) -> None:
+        """
+        Fail, before any weight is updated, if the loss of a gradient step is NaN or inf.
+
+        :param loss: The loss about to be minimised
+        :param td_loss: Its TD term
+        :param distill_loss: Its distillation term (None without a teacher)
+        :param alpha: The weight of the distillation term
+        :param gradient_step: The gradient step within this ``train()`` call
+        """
+        if th.isfinite(loss):
+            return
+        distill_text = f"{distill_loss.item()}" if distill_loss is not None else "none (no teacher)"
+        raise ValueError(
+            f"Non-finite loss at update {self._n_updates + gradient_step + 1} (num_timesteps={self.num_timesteps}): "
+            f"loss={loss.item()}, td_loss={td_loss.item()}, distill_loss={distill_text}, alpha={alpha}; "
+            "the student was not updated. Check the rewards (inf or NaN?), learning_rate and max_grad_norm"
+        )
 
     def learn(
         self: SelfDistilledDQN,
