@@ -110,14 +110,14 @@ def preserve_global_rng() -> Iterator[None]:
             np.random.set_state(numpy_state)
 
 
-def _readable(field: Any) -> dict[str, Any]:
+def _readable(field: Any, what: str) -> dict[str, Any]:
     """The readable entries of a ``data`` field: a JSON dict as it is, or the attributes written beside a pickle."""
     if not isinstance(field, dict):
-        raise UnreadableField(f"{str(field)[:80]!r} is not a readable record")
+        raise UnreadableField(f"{what} is missing or not a readable record ({str(field)[:80]!r})")
     return {key: value for key, value in field.items() if key not in (":type:", ":serialized:")}
 
 
-def _read_members(file: Path, device: th.device | str) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
+def _read_members(file: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
     """The zip's ``data`` as JSON and its ``policy.pth`` as a weights-only state dict."""
     if not zipfile.is_zipfile(file):
         raise _BrokenFile("is not a zip archive (an SB3 model zip written by model.save() was expected)")
@@ -138,7 +138,8 @@ def _read_members(file: Path, device: th.device | str) -> tuple[dict[str, Any], 
     if not isinstance(data, dict):
         raise _BrokenFile("has a 'data' member that is not a JSON object")
     try:
-        state_dict = th.load(io.BytesIO(weights_bytes), weights_only=True, map_location=device)
+        # Loaded on the CPU, moved with the policy at the end: a device error then reads as one, not as a broken file
+        state_dict = th.load(io.BytesIO(weights_bytes), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
         # Torch's message suggests weights_only=False; what matters here is the object it refused
         refused = _REFUSED_GLOBAL.search(str(error))
@@ -161,9 +162,9 @@ def _read_members(file: Path, device: th.device | str) -> tuple[dict[str, Any], 
 
 def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observation_space: spaces.Space) -> tuple[type, str]:
     """SB3's policy class named by the readable fields of ``policy_class``, and the algorithm that uses it."""
-    record = _readable(data.get("policy_class"))
+    record = _readable(data.get("policy_class"), "policy_class")
     module = record.get("__module__")
-    if module not in _POLICY_CLASSES:
+    if not isinstance(module, str) or module not in _POLICY_CLASSES:
         raise UnreadableField(
             f"its policy class comes from module {str(module)[:80]!r}, not one of SB3's or sb3-contrib's "
             f"(the safe reader rebuilds {', '.join(_POLICY_CLASSES)})"
@@ -213,7 +214,7 @@ def _sizes(value: Any) -> Iterator[int]:
 def _policy_kwargs(data: dict[str, Any], n_weights: int) -> dict[str, Any]:
     """The policy's constructor settings rebuilt from the readable entries of ``policy_kwargs``."""
     kwargs: dict[str, Any] = {}
-    for key, value in _readable(data.get("policy_kwargs") or {}).items():
+    for key, value in _readable(data.get("policy_kwargs") or {}, "policy_kwargs").items():
         if key == "activation_fn":
             kwargs[key] = _allowed_class(value, _ACTIVATION_MODULES, _ACTIVATIONS, "policy_kwargs['activation_fn']")
         elif key == "features_extractor_class":
@@ -252,7 +253,7 @@ def _layer_mismatch(expected: dict[str, th.Tensor], loaded: dict[str, th.Tensor]
 
 
 def _rebuild(file: Path, device: th.device | str) -> TeacherPolicy:
-    data, state_dict = _read_members(file, device)
+    data, state_dict = _read_members(file)
     observation_space = read_space(data.get("observation_space"), "observation_space")
     action_space = read_space(data.get("action_space"), "action_space")
     if not isinstance(action_space, spaces.Discrete):
@@ -265,7 +266,7 @@ def _rebuild(file: Path, device: th.device | str) -> TeacherPolicy:
     with preserve_global_rng():
         try:
             policy: BasePolicy = policy_class(observation_space, action_space, lambda _: 0.0, **kwargs)
-        except (TypeError, ValueError, AssertionError) as error:  # SB3 asserts on, e.g., NatureCNN without images
+        except Exception as error:  # SB3 asserts (NatureCNN without images), torch refuses sizes, kwargs mistyped, ...
             raise _BrokenFile(f"has settings {kwargs} that do not build a {policy_class.__name__}: {error}") from error
     expected = policy.state_dict()
     if getattr(policy, "share_features_extractor", False):

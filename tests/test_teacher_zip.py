@@ -19,7 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_distill._teacher_spaces import UnreadableField, read_literal
+from sb3_distill._teacher_spaces import UnreadableField, read_literal, read_space
 from sb3_distill.teacher_zip import TeacherFileError, read_teacher_zip
 from tests.legacy_fixtures import make_legacy_zip, make_payload_zip, rewrite_zip, state_dict_bytes
 
@@ -251,6 +251,18 @@ BROKEN: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
         lambda source, out: rewrite_zip(source, out, edit_data=lambda data: data["policy_kwargs"].update(net_arch=[16, 9])),
         r"mis-shaped: q_net.q_net.2.bias \(8,\) \(expected \(9,\)\)",
     ),
+    "negative layer size": (
+        lambda source, out: rewrite_zip(source, out, edit_data=lambda data: data["policy_kwargs"].update(net_arch=[-3])),
+        "do not build a DQNPolicy",
+    ),
+    "layer larger than the weights": (
+        lambda source, out: rewrite_zip(source, out, edit_data=lambda data: data["policy_kwargs"].update(net_arch=[10**9])),
+        r"asks for layers of size \[1000000000\]",
+    ),
+    "no policy class": (
+        lambda source, out: rewrite_zip(source, out, edit_data=_without("policy_class")),
+        "policy_class is missing.*trust_teacher=True",
+    ),
     "no observation space": (
         lambda source, out: rewrite_zip(source, out, edit_data=_without("observation_space")),
         "observation_space is missing or not a recorded space.*trust_teacher=True",
@@ -347,3 +359,30 @@ def test_the_literal_reader_reads_numpy_and_gymnasium_prints():
     assert read_literal("[ True False]") == [True, False]
     space = read_literal("{'image': Box(0, 255, (36, 36, 1), uint8), 'key with space': Discrete(3, start=1)}")
     assert space == {"image": spaces.Box(0, 255, (36, 36, 1), np.uint8), "key with space": spaces.Discrete(3, start=1)}
+
+
+def test_spaces_are_read_from_the_fields_gym_and_gymnasium_wrote():
+    legacy_dict = {
+        ":type:": "<class 'gym.spaces.dict.Dict'>",
+        "spaces": "OrderedDict([('a', Box(-1.0, 1.0, (2,), float32)), ('b', Discrete(3))])",
+    }
+    assert read_space(legacy_dict, "observation_space") == spaces.Dict(
+        {"a": spaces.Box(-1, 1, (2,), np.float32), "b": spaces.Discrete(3)}
+    )
+    summarised = {":type:": "<class 'gym.spaces.box.Box'>", "dtype": "uint8", "_shape": [2, 600]}
+    summarised |= {"low": "[[0 0 0 ... 0 0 0]\n [0 0 0 ... 0 0 7]]", "high": "[[255 ... 255]]"}
+    with pytest.raises(UnreadableField, match="differing values"):
+        read_space(summarised, "observation_space")
+    box = read_space(summarised | {"low_repr": "0"}, "observation_space")
+    assert box == spaces.Box(0, 255, (2, 600), np.uint8) and box.low.max() == 0 and box.high.min() == 255
+    with pytest.raises(UnreadableField, match="not a gym or gymnasium space"):
+        read_space({":type:": "<class 'os.system'>"}, "action_space")
+
+
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
+def test_the_rebuilt_policy_is_put_on_the_requested_device(dqn_path: Path):
+    teacher = read_teacher_zip(dqn_path, device="cuda")
+    assert all(parameter.is_cuda for parameter in teacher.policy.parameters())
+    observations = batch(teacher.observation_space)
+    on_cpu = outputs(read_teacher_zip(dqn_path).policy, observations)
+    assert th.allclose(outputs(teacher.policy, observations.cuda()).cpu(), on_cpu, atol=1e-5)
