@@ -441,3 +441,21 @@ def test_a_legacy_gym_zip_loads_with_trust_too(tmp_path, algorithm):
     teacher = load_teacher(legacy, CARTPOLE_OBS, CARTPOLE_ACTIONS, trust=True)
     observations = cartpole_batch()
     assert th.allclose(teacher.q_values(observations), expected_values(model, observations), atol=1e-6)
+
+
+def test_set_teacher_takes_the_trust_opt_in_and_it_is_saved(tmp_path, cartpole_teacher):
+    import json
+    import zipfile
+
+    folder = make_zoo_folder(tmp_path, cartpole_teacher)
+    saved_vec_normalize(folder / "CartPole-v1" / "vecnormalize.pkl")
+    student = DistilledDQN("MlpPolicy", "CartPole-v1", alpha=0.0, policy_kwargs=TINY)
+    with pytest.raises(ValueError, match=r"vecnormalize\.pkl.*trust_teacher=True"):
+        student.set_teacher(folder)
+    assert student.trust_teacher is False
+    student.set_teacher(folder, trust_teacher=True)
+    assert student.trust_teacher is True and student.teacher is not None and student.teacher.observation_normalizer is not None
+    student.save(tmp_path / "student.zip")
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        assert json.loads(archive.read("data"))["trust_teacher"] is True
+    assert isinstance(DQN.load(tmp_path / "student.zip"), DQN)
