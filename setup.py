@@ -42,6 +42,8 @@ extras = {
     # scipy: Optuna's matplotlib contour plot. PostgreSQL storages: SQLAlchemy >= 2.1 opens postgresql:// URLs with
     # psycopg (3), SQLAlchemy 2.0 with psycopg2
     "tuning": ["scipy", "psycopg[binary]", "psycopg2-binary"],
+    # rliable's IQM and stratified bootstrap CIs for the benchmarks; rliable 1.2 needs arch < 8, and arch 7.2 pandas < 3
+    "benchmarks": ["rliable>=1.2", "arch>=7.2,<8", "pandas<3"],
     "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML", "psycopg[binary]", "psycopg2-binary"],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})

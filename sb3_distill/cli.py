@@ -64,6 +64,12 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, algo: str) -> None:
         "-n", "--n-timesteps", type=positive_int, default=None, help="Environment steps (default: the config entry's)"
     )
     parser.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
+    if algo == ALGO_NAME:
+        parser.add_argument(
+            "--trust-teacher",
+            action="store_true",
+            help="Load the teacher with SB3's full loader, which unpickles (runs code from) the file: trusted files only",
+        )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +104,16 @@ def add_distill_command(subparsers: Any) -> None:
     parser.set_defaults(func=cmd_distill)
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
+def student_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``-params`` with the student options given on the command line."""
     overrides = dict(args.hyperparams)
+    if args.trust_teacher:
+        overrides["trust_teacher"] = True
+    return overrides
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    overrides = student_overrides(args)
     for key in ("alpha", "temperature"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -210,7 +224,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         args.env,
         teacher=args.teacher,
         conf_file=args.conf_file,
-        hyperparams=args.hyperparams,
+        hyperparams=student_overrides(args),
         n_timesteps=args.n_timesteps,
         storage=args.storage,
         study_name=args.study_name,

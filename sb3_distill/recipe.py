@@ -143,7 +143,8 @@ class DistillExperimentManager(ExperimentManager):
             # check the teacher against the env once, so a wrong teacher fails now rather than every trial silently
             env = self.create_envs(1, no_log=True)
             try:
-                load_teacher(self._hyperparams["teacher"], env.observation_space, env.action_space)
+                trust = bool(self._hyperparams.get("trust_teacher", False))
+                load_teacher(self._hyperparams["teacher"], env.observation_space, env.action_space, trust=trust)
             finally:
                 env.close()
         super().hyperparameters_optimization()

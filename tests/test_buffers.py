@@ -155,42 +155,29 @@ def test_cache_off_keeps_sb3_buffer(cartpole_teacher_path):
     assert not student._uses_teacher_values()
 
 
-def test_vec_normalize_evaluates_the_teacher_per_batch_on_normalized_observations(cartpole_teacher_path):
-    runs = {}
-    for teacher_cache in (True, False):
-        env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
-        student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, teacher_cache=teacher_cache, seed=0,
-                               **STUDENT_KWARGS)  # fmt: skip
-        initial = [parameter.detach().clone() for parameter in student.policy.parameters()]
-        student.learn(200)
-        runs[teacher_cache] = (student, initial)
-    student, initial = runs[True]
-    assert isinstance(student.replay_buffer, TeacherValuesReplayBuffer)
-    assert not student._uses_teacher_values()
-    # Training moved the student, exactly as without the cache
-    trained = list(student.policy.parameters())
-    assert any(not th.equal(before, after) for before, after in zip(initial, trained, strict=True))
-    for cached, uncached in zip(trained, runs[False][0].policy.parameters(), strict=True):
-        th.testing.assert_close(cached, uncached, rtol=0, atol=0)
+def test_vec_normalize_gives_the_teacher_the_raw_stored_observations(cartpole_teacher_path):
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, seed=0, **STUDENT_KWARGS)
+    initial = [parameter.detach().clone() for parameter in student.policy.parameters()]
+    student.learn(200)
+    assert student._uses_teacher_values()
+    assert any(not th.equal(before, after) for before, after in zip(initial, student.policy.parameters(), strict=True))
+    # The values the student was distilled towards are the teacher's on the raw observations, not on the normalized ones
+    buffer = student.replay_buffer
+    buffer.update_teacher_values(student.teacher)  # the transitions stored after the last update
+    raw = th.as_tensor(buffer.observations[: buffer.pos, 0])
+    stored = th.as_tensor(buffer.teacher_q_values[: buffer.pos, 0])
+    th.testing.assert_close(stored, student.teacher.q_values(raw), rtol=0, atol=0)
+    normalized = th.as_tensor(student._vec_normalize_env.normalize_obs(raw.numpy()))
+    assert not th.allclose(student.teacher.q_values(normalized), stored)
 
-    # One update: the distillation term gets no stored values, and the batch it sees is normalized
-    calls = []
-    distillation_terms = student._distillation_terms
 
-    def recording_distillation_terms(observations, student_q_values, teacher_q_values=None):
-        calls.append((observations, teacher_q_values))
-        return distillation_terms(observations, student_q_values, teacher_q_values)
-
-    student._distillation_terms = recording_distillation_terms
-    np.random.seed(7)
-    student.train(gradient_steps=1, batch_size=16)
-    np.random.seed(7)
-    raw_batch = student.replay_buffer.sample(16)  # the same draws, without normalization
-    ((observations, teacher_q_values),) = calls
-    assert teacher_q_values is None
-    expected = student._vec_normalize_env.normalize_obs(raw_batch.observations.numpy())
-    assert not np.allclose(expected, raw_batch.observations.numpy())
-    np.testing.assert_allclose(observations.numpy(), expected, rtol=1e-6)
+def test_vec_normalize_without_the_cache_is_refused(cartpole_teacher_path):
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, teacher_cache=False, **STUDENT_KWARGS)
+    with pytest.raises(ValueError, match=r"raw observations the replay buffer stores: keep teacher_cache=True \(now False\)"):
+        student.learn(100)
+    assert student.num_timesteps == 0
 
 
 def test_replay_buffer_saved_by_dqn_gains_values(tmp_path, cartpole_teacher_path):

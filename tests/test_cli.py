@@ -180,3 +180,24 @@ def test_distill_tensorboard_log_writes_the_distillation_keys(tmp_path):
     tags = set(accumulator.Tags()["scalars"])
     assert {"train/distill_loss", "train/td_loss", "train/alpha", "train/teacher_agreement"} <= tags
     assert np.isfinite([event.value for event in accumulator.Scalars("train/distill_loss")]).all()
+
+
+def test_teachers_from_strangers_on_the_command_line(tmp_path, capsys, cartpole_teacher_path):
+    """A legacy gym-era zip distils; a pickle payload does not run; a broken file is one error line naming it."""
+    from tests.legacy_fixtures import make_legacy_zip, make_payload_zip, rewrite_zip
+
+    run = ["distill", *TINY_RUN, "--net-arch", "8", "-f", str(tmp_path / "runs"), "-params", "learning_starts:50"]
+    legacy = make_legacy_zip(cartpole_teacher_path, tmp_path / "legacy.zip")
+    assert main([*run, "--teacher", str(legacy)]) == 0
+    assert json.loads((tmp_path / "runs" / "CartPole-v1_1" / "comparison.json").read_text())["teacher_path"] == str(legacy)
+
+    marker = tmp_path / "payload-ran"
+    payload = make_payload_zip(cartpole_teacher_path, tmp_path / "payload.zip", marker)
+    assert main([*run, "--teacher", str(payload)]) == 0
+    assert not marker.exists()
+
+    broken = rewrite_zip(cartpole_teacher_path, tmp_path / "broken.zip", members={"data": b"{not json"})
+    capsys.readouterr()
+    assert main([*run, "--teacher", str(broken)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and str(broken) in error

@@ -309,9 +309,9 @@ class DistilledDQN(DQN):
         return (
             self.teacher_cache
             and self.teacher is not None
+            # Stored observations are raw, as the teacher saw them in training (a teacher trained with VecNormalize
+            # applies its own frozen statistics); sampled ones are normalized with the student's running statistics
             and isinstance(self.replay_buffer, TeacherValuesMixin)
-            # Stored observations are raw, sampled ones normalized with the current statistics
-            and self._vec_normalize_env is None
         )
 
     def set_teacher(self, teacher: TeacherLike | None, trust_teacher: bool = False) -> None:
@@ -336,6 +336,13 @@ class DistilledDQN(DQN):
                 f"This DistilledDQN has alpha={self.alpha!r} but no teacher (teachers are never saved with the student): "
                 "load it with DistilledDQN.load(path, env=env, teacher='teacher.zip') or call "
                 "model.set_teacher('teacher.zip') before learn()"
+            )
+        if self.teacher is not None and self._vec_normalize_env is not None and not self._uses_teacher_values():
+            # Batches come normalized with the student's statistics, which the teacher never saw
+            raise ValueError(
+                f"With a VecNormalize env, the teacher must see the raw observations the replay buffer stores: keep "
+                f"teacher_cache=True (now {self.teacher_cache!r}) with SB3's ReplayBuffer, DictReplayBuffer or "
+                f"NStepReplayBuffer (now {type(self.replay_buffer).__name__})"
             )
 
     def _current_alpha(self) -> float:

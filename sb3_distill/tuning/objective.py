@@ -49,7 +49,8 @@ def prepare_teacher(recipe: Recipe, device: str) -> Teacher:
     """
     env = recipe.make_env(seed=0)
     try:
-        teacher = load_teacher(recipe.model_kwargs["teacher"], env.observation_space, env.action_space, device)
+        trust = bool(recipe.model_kwargs.get("trust_teacher", False))
+        teacher = load_teacher(recipe.model_kwargs["teacher"], env.observation_space, env.action_space, device, trust=trust)
         recipe.make_model(env, teacher=teacher, device=device)
     finally:
         env.close()
