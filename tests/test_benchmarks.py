@@ -78,3 +78,19 @@ def test_atari_smoke(tmp_path):
     assert [int(row["parameters"]) for row in rows] == [1_687_206, 430_006, 115_706]
     assert (tmp_path / "atari.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (tmp_path / "logs" / "distilled_dqn" / "PongNoFrameskip-v4_1" / "PongNoFrameskip-v4.zip").exists()
+
+
+def test_teacher_kinds_smoke(tmp_path):
+    output = run_smoke("teacher_kinds.py", tmp_path)
+    rows = read_csv(tmp_path / "teacher_kinds.csv")
+    assert [(row["teacher"], row["teacher_kind"]) for row in rows] == [
+        ("PPO (Zoo settings)", "logits"),
+        ("PPO (Zoo settings)", "logits"),
+        ("DQN, SB3 1.x / gym format", "q_values"),
+        ("DQN, SB3 1.x / gym format", "q_values"),
+    ]
+    summary = json.loads((tmp_path / "teacher_kinds.json").read_text())["summary"]
+    for result in summary.values():
+        low, high = result["iqm_ci95"]
+        assert low <= result["iqm_normalized"] <= high and result["n_seeds"] == 2
+    assert "IQM score [95% CI]" in output

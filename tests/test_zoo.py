@@ -294,3 +294,21 @@ def test_unknown_or_missing_script_prints_usage_and_exits_2(arguments, capsys):
     assert captured.out == ""
     assert "usage: python -m sb3_distill.zoo {train,enjoy,record_video,record_training}" in captured.err
     assert ("unknown script 'fly'" if arguments else "no script given") in captured.err
+
+
+def test_legacy_teacher_from_a_zoo_yaml_and_from_tune(tmp_path, cartpole_teacher_path):
+    """An SB3 1.x / gym-era zip (no gym installed) serves as the teacher of a Zoo YAML entry and of a study."""
+    from tests.legacy_fixtures import make_legacy_zip
+
+    legacy = make_legacy_zip(cartpole_teacher_path, tmp_path / "legacy.zip")
+    config = write_config(tmp_path / "students.yml", {"teacher": "legacy.zip", "policy": "MlpPolicy", "n_timesteps": 200})
+    assert zoo("train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "--conf-file", str(config), "-f",
+               str(tmp_path / "logs"), "--eval-freq", "-1", "-params", *TINY) == 0  # fmt: skip
+    saved = saved_config(tmp_path / "logs" / "distilled_dqn" / "CartPole-v1_1", "CartPole-v1")
+    assert saved["teacher"] == str(legacy)
+    tune_args = ["tune", "--teacher", str(legacy), "--n-trials", "1", "-n", "200", "-f", str(tmp_path / "tuning")]
+    assert cli_main([*tune_args, "-params", *TINY, "--eval-freq", "100", "--pruner", "none"]) == 0
+    study = optuna.load_study(
+        study_name="distilled_dqn_CartPole-v1", storage=f"sqlite:///{tmp_path / 'tuning' / 'studies.db'}"
+    )
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE]
