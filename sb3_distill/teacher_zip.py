@@ -160,6 +160,11 @@ def _read_members(file: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
     return data, state_dict
 
 
+def actor_critic_algorithm(data: dict[str, Any]) -> str:
+    """Which algorithm saved an actor-critic zip (PPO, A2C and TRPO share their policy classes): what each one saves."""
+    return "TRPO" if "cg_max_steps" in data else "PPO" if "clip_range" in data else "A2C"
+
+
 def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observation_space: spaces.Space) -> tuple[type, str]:
     """SB3's policy class named by the readable fields of ``policy_class``, and the algorithm that uses it."""
     record = _readable(data.get("policy_class"), "policy_class")
@@ -182,7 +187,7 @@ def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observ
     if "maskable" in module:
         algorithm = "MaskablePPO"
     elif "common.policies" in module:
-        algorithm = "TRPO" if "cg_max_steps" in data else "PPO" if "clip_range" in data else "A2C"
+        algorithm = actor_critic_algorithm(data)
     else:
         algorithm = "QRDQN" if "qrdqn" in module else "DQN"
     try:

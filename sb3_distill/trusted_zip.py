@@ -15,7 +15,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from sb3_distill._teacher_spaces import UnreadableField, read_space
-from sb3_distill.teacher_zip import preserve_global_rng
+from sb3_distill.teacher_zip import actor_critic_algorithm, preserve_global_rng
 
 # Replace the pickled schedules of a trusted zip (a teacher is never trained): legacy zips load without them
 SCHEDULE_PLACEHOLDERS: dict[str, Any] = {
@@ -51,7 +51,8 @@ def _trusted_algorithm(file: Path, policy_class: Any, data: dict[str, Any]) -> t
             return MaskablePPO
         if issubclass(policy_class, ActorCriticPolicy) and not issubclass(policy_class, RecurrentActorCriticPolicy):
             # They share the policy class: what each saves tells them apart
-            return TRPO if "cg_max_steps" in data else PPO if "clip_range" in data else A2C
+            algorithms: dict[str, type[BaseAlgorithm]] = {"TRPO": TRPO, "PPO": PPO, "A2C": A2C}
+            return algorithms[actor_critic_algorithm(data)]
     raise ValueError(
         f"Teacher {str(file)!r} was saved with policy {getattr(policy_class, '__module__', '?')}."
         f"{getattr(policy_class, '__name__', policy_class)}; supported teachers are DQN (stable_baselines3), QRDQN "

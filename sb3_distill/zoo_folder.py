@@ -21,8 +21,9 @@ VEC_NORMALIZE_FILE = "vecnormalize.pkl"
 
 class ZooConfigLoader(yaml.SafeLoader):
     """
-    A ``yaml.SafeLoader`` that also reads the one Python tag the Zoo writes into ``config.yml``
-    (``!!python/object/apply:collections.OrderedDict``); any other Python tag is refused, so reading runs no code.
+    A ``yaml.SafeLoader`` that also reads the Python tags the Zoo writes into ``config.yml``
+    (``!!python/object/apply:collections.OrderedDict``, and ``!!python/tuple`` for tuples given with ``-params``); any
+    other Python tag is refused, so reading runs no code.
     """
 
 
@@ -45,7 +46,13 @@ def _construct_ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> "Ordere
     return OrderedDict((key, value) for key, value in pairs)
 
 
+def _construct_tuple(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> tuple[Any, ...]:
+    # A tuple given with the Zoo's -params (train_freq:(4,'step')) is dumped as !!python/tuple: plain values only
+    return tuple(loader.construct_sequence(node, deep=True))
+
+
 ZooConfigLoader.add_constructor(ORDERED_DICT_TAG, _construct_ordered_dict)
+ZooConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
 
 
 def find_zoo_model(folder: str | os.PathLike) -> Path | None:

@@ -459,3 +459,17 @@ def test_set_teacher_takes_the_trust_opt_in_and_it_is_saved(tmp_path, cartpole_t
     with zipfile.ZipFile(tmp_path / "student.zip") as archive:
         assert json.loads(archive.read("data"))["trust_teacher"] is True
     assert isinstance(DQN.load(tmp_path / "student.zip"), DQN)
+
+
+def test_zoo_config_with_a_tuple_reads_back(tmp_path):
+    """The Zoo dumps a tuple given with -params (train_freq:(4,'step')) as !!python/tuple: a plain value, accepted."""
+    import yaml
+
+    from sb3_distill.zoo_folder import read_zoo_saved_config
+
+    run = tmp_path / "run"
+    (run / "CartPole-v1").mkdir(parents=True)
+    (run / "CartPole-v1.zip").write_bytes(b"")
+    (run / "CartPole-v1" / "config.yml").write_text(yaml.dump({"train_freq": (4, "step"), "n_envs": 1}))
+    assert "!!python/tuple" in (run / "CartPole-v1" / "config.yml").read_text()
+    assert read_zoo_saved_config(run) == {"train_freq": (4, "step"), "n_envs": 1}
