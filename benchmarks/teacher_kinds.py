@@ -119,8 +119,8 @@ def main() -> None:
     print(f"{'teacher':<28}{'teacher return':>16}{'student return':>18}{'IQM score [95% CI]':>26}{'seeds':>7}")
     for name, result in summary.items():
         interval = f"{result['iqm_normalized']:.3f} [{result['iqm_ci95'][0]:.3f}, {result['iqm_ci95'][1]:.3f}]"
-        student = f"{result['student_return_mean']:.1f} +/-{result['student_return_std']:>5.1f}"
-        print(f"{name:<28}{result['teacher_return_mean']:>16.1f}{student:>18}{interval:>26}{result['n_seeds']:>7}")
+        student = f"{result['student_return_mean']:>11.1f} +/-{result['student_return_std']:>5.1f}"
+        print(f"{name:<28}{result['teacher_return_mean']:>16.1f}{student}{interval:>26}{result['n_seeds']:>7}")
     write_csv(rows, output_dir / "teacher_kinds.csv")
     write_json(
         {"command": command_line(), "machine": machine_description(), "summary": summary, "runs": rows},
