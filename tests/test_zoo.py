@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 import optuna
 import pytest
+import torch as th
 import yaml
 from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
 from rl_zoo3 import train as zoo_train
@@ -312,3 +314,33 @@ def test_legacy_teacher_from_a_zoo_yaml_and_from_tune(tmp_path, cartpole_teacher
         study_name="distilled_dqn_CartPole-v1", storage=f"sqlite:///{tmp_path / 'tuning' / 'studies.db'}"
     )
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE]
+
+
+def test_legacy_zoo_log_folder_is_a_teacher_and_a_broken_one_is_one_error_line(tmp_path, cartpole_teacher_path, capsys):
+    """A Zoo log folder as the Zoo writes it (OrderedDict config.yml), holding an SB3 1.x / gym-era zip."""
+    from collections import OrderedDict
+
+    from tests.legacy_fixtures import make_legacy_zip, rewrite_zip
+
+    from sb3_distill.teacher import load_teacher
+
+    folder = tmp_path / "dqn" / "CartPole-v1_1"
+    (folder / "CartPole-v1").mkdir(parents=True)
+    make_legacy_zip(cartpole_teacher_path, folder / "CartPole-v1.zip")
+    config = OrderedDict([("policy", "MlpPolicy"), ("n_timesteps", 300)])
+    (folder / "CartPole-v1" / "config.yml").write_text(yaml.dump(config))
+    assert "!!python/object/apply:collections.OrderedDict" in (folder / "CartPole-v1" / "config.yml").read_text()
+    original = DQN.load(cartpole_teacher_path)
+    teacher = load_teacher(folder, original.observation_space, original.action_space)
+    observations = th.as_tensor(np.stack([original.observation_space.sample() for _ in range(16)]))
+    assert teacher.kind == "q_values"
+    th.testing.assert_close(teacher.q_values(observations), original.q_net(observations), rtol=0, atol=0)
+    assert zoo("train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-n", "200", "-f", str(tmp_path / "logs"),
+               "--eval-freq", "-1", "-params", f"teacher:'{folder}'", *TINY) == 0  # fmt: skip
+
+    rewrite_zip(cartpole_teacher_path, folder / "CartPole-v1.zip", members={"policy.pth": b"not a torch file"})
+    capsys.readouterr()
+    assert zoo("train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-n", "200", "-f", str(tmp_path / "logs"),
+               "--eval-freq", "-1", "-params", f"teacher:'{folder}'", *TINY) == 2  # fmt: skip
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and str(folder / "CartPole-v1.zip") in error and "policy.pth" in error
