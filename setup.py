@@ -44,6 +44,9 @@ extras = {
     "tuning": ["scipy", "psycopg[binary]", "psycopg2-binary"],
     # rliable's IQM and stratified bootstrap CIs for the benchmarks; rliable 1.2 needs arch < 8, and arch 7.2 pandas < 3
     "benchmarks": ["rliable>=1.2", "arch>=7.2,<8", "pandas<3"],
+    # sb3-distill export: torch.onnx.export's default (torch.export-based) exporter needs onnxscript; onnxruntime runs
+    # the check and the timing. The versions tested with torch 2.13
+    "export": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.32"],
     "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML", "psycopg[binary]", "psycopg2-binary"],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})

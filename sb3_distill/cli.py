@@ -6,6 +6,7 @@ The ``sb3-distill`` command: it parses arguments and calls the rest of the packa
 - ``sb3-distill teacher``: train a DQN teacher with the RL Zoo's settings from ``zoo_configs/dqn.yml``.
 - ``sb3-distill tune``: an Optuna study of alpha and temperature.
 - ``sb3-distill zoo train|enjoy|record_video|record_training ...``: rl_zoo3 with ``distilled_dqn`` registered.
+- ``sb3-distill export``: export a student's Q-network to ONNX or TorchScript, checked against SB3 and timed.
 """
 
 import argparse
@@ -17,6 +18,7 @@ from typing import Any
 import torch as th
 from rl_zoo3.utils import StoreDict
 
+from sb3_distill.export import EXPORT_FORMATS, MissingExtraError, export_student
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
 from sb3_distill.runs import distill, train_teacher
 from sb3_distill.tuning import StudySettings, load_study_settings, tune
@@ -235,12 +237,50 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0 if "best" in summary else 1
 
 
+def add_export_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export", help="Export a student's Q-network (preprocessing included) to ONNX or TorchScript, checked and timed"
+    )
+    parser.add_argument("student", help="The student's zip (DQN or DistilledDQN; read with SB3's loader: trusted files)")
+    parser.add_argument("--format", choices=sorted(EXPORT_FORMATS), required=True, help="onnx (onnxruntime) or torchscript")
+    parser.add_argument("-o", "--output", default=None, help="File to write (default: the zip's path with .onnx or .pt)")
+    parser.add_argument("--env", default=None, help="Env id of the check (default: the one recorded beside the zip)")
+    parser.add_argument(
+        "--n-check", type=positive_int, default=256, help="Observations of the parity check (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the check's observations (default: %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=200, help="Timed calls at batch 1 (a quarter at 256), 0: none (default: %(default)s)"
+    )
+    parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
+    parser.set_defaults(func=cmd_export, device="cpu")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        export_student(
+            args.student,
+            args.format,
+            args.output,
+            env=args.env,
+            n_check=args.n_check,
+            force=args.force,
+            seed=args.seed,
+            latency_repeats=args.repeats,
+        )
+    except MissingExtraError as error:  # an ImportError: not among USER_ERRORS, still the user's to fix
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-distill", description="Policy distillation into DQN for Stable-Baselines3")
     subparsers = parser.add_subparsers(dest="command")
     add_distill_command(subparsers)
     add_teacher_command(subparsers)
     add_tune_command(subparsers)
+    add_export_command(subparsers)
     # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
     subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
     return parser

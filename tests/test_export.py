@@ -1,0 +1,186 @@
+"""Export of a student's Q-network: ONNX and TorchScript files that agree with SB3, the latency table, the CLI."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
+
+from sb3_distill import export_runtimes
+from sb3_distill.cli import main
+from sb3_distill.export import RUNTIMES, export_student
+from sb3_distill.export_latency import BATCH_SIZES
+
+KINDS = {
+    # kind: (policy, env of the check, policy_kwargs)
+    "Mlp": ("MlpPolicy", lambda: "CartPole-v1", dict(net_arch=[16])),
+    "Cnn": (
+        "CnnPolicy",
+        lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=3, discrete=True),  # channel-last uint8
+        dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=16)),
+    ),
+    "MultiInput": (
+        "MultiInputPolicy",
+        SimpleMultiObsEnv,
+        dict(net_arch=[16], features_extractor_kwargs=dict(cnn_output_dim=8)),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny untrained students of each policy kind, saved as DQN zips (no learning needed to test an export)."""
+    folder = tmp_path_factory.mktemp("students")
+    paths = {}
+    for kind, (policy, make_env, policy_kwargs) in KINDS.items():
+        env = make_env()
+        model = DQN(policy, env, policy_kwargs=policy_kwargs, buffer_size=100, seed=0, device="cpu")
+        paths[kind] = folder / f"{kind}.zip"
+        model.save(paths[kind])
+    return paths
+
+
+def fresh_observations(space: spaces.Space, n: int, seed: int) -> np.ndarray | dict[str, np.ndarray]:
+    """Observations the export's check did not see."""
+    space.seed(seed)
+    samples = [space.sample() for _ in range(n)]
+    if isinstance(space, spaces.Dict):
+        return {key: np.stack([sample[key] for sample in samples]) for key in space.spaces}
+    return np.stack(samples)
+
+
+def run_exported(path: Path, export_format: str, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """The exported file's Q-values, read back with its own runtime (not the exporter's helpers)."""
+    arrays = observations if isinstance(observations, dict) else {"obs": observations}
+    if export_format == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [node.name for node in session.get_inputs()] == list(arrays)
+        assert all(node.shape[0] == "batch" for node in session.get_inputs())
+        return session.run(None, arrays)[0]
+    module = th.jit.load(str(path))
+    with th.no_grad():
+        return module(*(th.as_tensor(array) for array in arrays.values())).numpy()
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_export_writes_a_file_that_agrees_with_sb3(students, kind, export_format, tmp_path, capsys):
+    output = tmp_path / f"student.{export_format}"
+    result = export_student(students[kind], export_format, output, env=KINDS[kind][1](), n_check=64, latency_repeats=0)
+    assert output.is_file() and result.size_bytes == output.stat().st_size > 0
+    assert result.n_checked == 64 and result.max_q_difference <= 1e-5 and result.latency_seconds == {}
+    assert f"Wrote {output} ({result.size_bytes:,} bytes" in capsys.readouterr().out
+    assert [path.name for path in tmp_path.iterdir()] == [output.name]  # no temporary file left
+
+    model = DQN.load(students[kind], device="cpu")
+    for n in (1, 37):  # the batch axis is free, down to a single observation
+        observations = fresh_observations(model.observation_space, n, seed=123 + n)
+        exported = run_exported(output, export_format, observations)
+        with th.no_grad():
+            expected = model.q_net(model.policy.obs_to_tensor(observations)[0]).numpy()
+        actions, _ = model.predict(observations, deterministic=True)
+        assert exported.shape == (n, model.action_space.n)
+        np.testing.assert_array_equal(exported.argmax(axis=1), actions)
+        np.testing.assert_allclose(exported, expected, rtol=0, atol=1e-5)
+
+
+def test_images_are_scaled_inside_the_exported_graph(students, tmp_path):
+    """The file takes raw uint8 pixels: feeding them pre-scaled by 1/255 gives other Q-values than SB3's."""
+    output = tmp_path / "cnn.pt"
+    export_student(students["Cnn"], "torchscript", output, env=KINDS["Cnn"][1](), n_check=16, latency_repeats=0)
+    model = DQN.load(students["Cnn"], device="cpu")
+    pixels = fresh_observations(model.observation_space, 8, seed=5)
+    with th.no_grad():
+        expected = model.q_net(th.as_tensor(pixels)).numpy()
+    np.testing.assert_allclose(run_exported(output, "torchscript", pixels), expected, rtol=0, atol=1e-5)
+    with th.no_grad():
+        scaled_twice = model.q_net.q_net(model.q_net.features_extractor(th.as_tensor(pixels).float() / 255.0 / 255.0))
+    assert np.abs(scaled_twice.numpy() - expected).max() > 1e-4
+
+
+def test_export_prints_the_latency_of_both_runtimes_whatever_the_format(students, tmp_path, capsys):
+    result = export_student(students["Mlp"], "torchscript", tmp_path / "student.pt", env="CartPole-v1", n_check=32,
+                            latency_repeats=4)  # fmt: skip
+    assert list(result.latency_seconds) == list(RUNTIMES)
+    assert all(sorted(sizes) == list(BATCH_SIZES) and min(sizes.values()) > 0 for sizes in result.latency_seconds.values())
+    lines = capsys.readouterr().out.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("runtime"))
+    assert "batch 1 (us)" in lines[header] and "batch 256 (us)" in lines[header]
+    rows = lines[header + 1 : header + 5]
+    assert [row[:16].strip() for row in rows] == list(RUNTIMES)
+    for row, name in zip(rows, RUNTIMES, strict=True):
+        # batch 1 and batch 256 in microseconds, then the throughput at 256
+        assert float(row.split()[-3]) == pytest.approx(1e6 * result.latency_seconds[name][1], abs=0.06)
+        assert float(row.split()[-2]) == pytest.approx(1e6 * result.latency_seconds[name][256], abs=0.06)
+    assert json.dumps(result.to_dict())  # JSON-ready figures
+
+
+def export_args(path: Path, *extra: str) -> list[str]:
+    return ["export", str(path), "--format", "torchscript", "--n-check", "16", "--repeats", "0", *extra]
+
+
+def test_cli_writes_next_to_the_zip_with_the_env_recorded_beside_it(students, tmp_path, capsys):
+    student = tmp_path / "CartPole-v1_1" / "student.zip"
+    student.parent.mkdir()
+    student.write_bytes(students["Mlp"].read_bytes())
+    assert main(export_args(student)) == 2  # no env recorded, none given
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "--env" in error and str(student) in error and error.count("\n") == 1
+    (student.parent / "comparison.json").write_text(json.dumps({"env_id": "CartPole-v1"}))
+    assert main(export_args(student)) == 0
+    assert "rollout of CartPole-v1" in capsys.readouterr().out
+    assert th.jit.load(str(student.with_suffix(".pt")))(th.zeros(3, 4)).shape == (3, 2)
+
+
+def test_cli_refuses_to_overwrite_without_force(students, tmp_path, capsys):
+    output = tmp_path / "student.pt"
+    output.write_bytes(b"keep me")
+    assert main(export_args(students["Mlp"], "-o", str(output), "--env", "CartPole-v1")) == 2
+    assert output.read_bytes() == b"keep me"
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and str(output) in error and "--force" in error
+    assert main(export_args(students["Mlp"], "-o", str(output), "--env", "CartPole-v1", "--force")) == 0
+    assert th.jit.load(str(output))(th.zeros(1, 4)).shape == (1, 2)
+
+
+def test_cli_refuses_what_is_not_a_dqn_student(tmp_path, capsys):
+    ppo_zip = tmp_path / "ppo.zip"
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, policy_kwargs=dict(net_arch=[8])).save(ppo_zip)
+    not_a_zip = tmp_path / "notes.zip"
+    not_a_zip.write_text("not a model")
+    for path, what in ((ppo_zip, "saved by PPO"), (not_a_zip, "not an SB3 model zip")):
+        assert main(export_args(path, "--env", "CartPole-v1")) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and error.count("\n") == 1
+        assert str(path) in error and what in error and "DQN" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.zip", "ppo.zip"]
+
+
+def test_cli_names_the_extra_when_onnxruntime_is_missing(students, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    output = tmp_path / "student.onnx"
+    args = ["export", str(students["Mlp"]), "--format", "onnx", "-o", str(output), "--env", "CartPole-v1"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "onnxruntime" in error and "pip install 'sb3_distill[export]'" in error
+    assert not output.exists()
+
+
+def test_cli_fails_a_file_that_disagrees_with_sb3_and_leaves_no_file(students, tmp_path, monkeypatch, capsys):
+    forward = export_runtimes.QNetworkModule.forward
+
+    def corrupted(self, *observations):  # an exported graph that drifts from the Q-network by 1e-3
+        return forward(self, *observations) + 1e-3
+
+    monkeypatch.setattr(export_runtimes.QNetworkModule, "forward", corrupted)
+    output = tmp_path / "student.pt"
+    assert main(export_args(students["Mlp"], "-o", str(output), "--env", "CartPole-v1")) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "max |Q difference| = 0.001" in error and error.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
