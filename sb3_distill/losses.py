@@ -1,7 +1,18 @@
 """Pure tensor functions for the distillation terms (no environment, no model)."""
 
+from collections.abc import Callable
+
 import torch as th
 from torch.nn import functional as F
+
+
+def _check_same_shape(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> None:
+    """Fail unless both values have the same shape, ``(batch_size, n_actions)``."""
+    if student_q_values.shape != teacher_q_values.shape:
+        raise ValueError(
+            f"student_q_values has shape {tuple(student_q_values.shape)} but teacher_q_values has shape "
+            f"{tuple(teacher_q_values.shape)}: both must be (batch_size, n_actions)"
+        )
 
 
 def distillation_loss(student_q_values: th.Tensor, teacher_q_values: th.Tensor, temperature: float) -> th.Tensor:
@@ -16,11 +27,7 @@ def distillation_loss(student_q_values: th.Tensor, teacher_q_values: th.Tensor, 
     :param temperature: Softmax temperature ``T > 0``
     :return: Scalar loss
     """
-    if student_q_values.shape != teacher_q_values.shape:
-        raise ValueError(
-            f"student_q_values has shape {tuple(student_q_values.shape)} but teacher_q_values has shape "
-            f"{tuple(teacher_q_values.shape)}: both must be (batch_size, n_actions)"
-        )
+    _check_same_shape(student_q_values, teacher_q_values)
     teacher_q_values = teacher_q_values.detach()
     if temperature != 1.0:
         # Skipped at T = 1: each tensor operation costs a few microseconds, a sizeable share of a small student's update
@@ -32,6 +39,62 @@ def distillation_loss(student_q_values: th.Tensor, teacher_q_values: th.Tensor, 
     kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
     # T^2 keeps the gradient's scale independent of T (Hinton et al., 2015)
     return kl if temperature == 1.0 else temperature**2 * kl
+
+
+def q_value_mse_loss(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> th.Tensor:
+    """
+    Mean squared error between the student's and the teacher's Q-values, ``mean over batch and actions of
+    (Q_S - Q_T)^2``: the student learns the teacher's values themselves, not only their ranking. No temperature.
+
+    Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation, the MSE variant)
+
+    :param student_q_values: Student Q-values, shape ``(batch_size, n_actions)``; gradients flow through them
+    :param teacher_q_values: Teacher Q-values, same shape; treated as a constant target
+    :return: Scalar loss; its gradient is ``2 * (Q_S - Q_T) / (batch_size * n_actions)``
+    """
+    _check_same_shape(student_q_values, teacher_q_values)
+    # Every (sample, action) pair weighs the same: reduction="mean" divides by batch_size * n_actions
+    return F.mse_loss(student_q_values, teacher_q_values.detach(), reduction="mean")
+
+
+def greedy_action_nll_loss(student_q_values: th.Tensor, teacher_q_values: th.Tensor, temperature: float) -> th.Tensor:
+    """
+    Negative log-likelihood of the teacher's greedy action under the student's softmax policy,
+    ``mean over batch of -log softmax(Q_S / T)[argmax_a Q_T(a)]`` (cross-entropy with a one-hot target).
+
+    Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation, the NLL variant)
+
+    :param student_q_values: Student Q-values, shape ``(batch_size, n_actions)``; gradients flow through them
+    :param teacher_q_values: Teacher Q-values, same shape; only their argmax is used
+    :param temperature: Softmax temperature ``T > 0`` of the student
+    :return: Scalar loss; its gradient is ``(softmax(Q_S / T) - onehot(argmax Q_T)) / (T * batch_size)``
+    """
+    _check_same_shape(student_q_values, teacher_q_values)
+    # The teacher's greedy action is the target class (no gradient flows through argmax)
+    greedy_actions = teacher_q_values.detach().argmax(dim=1)
+    # cross_entropy = mean_b -log_softmax(Q_S / T)[a*_b], computed with log_softmax (stable for small T)
+    return F.cross_entropy(student_q_values / temperature, greedy_actions, reduction="mean")
+
+
+#: Distillation losses by name (``DistilledDQN(distill_loss=...)``): ``(Q_S, Q_T, T) -> scalar``
+DISTILLATION_LOSSES: dict[str, Callable[[th.Tensor, th.Tensor, float], th.Tensor]] = {
+    "kl": distillation_loss,
+    # The temperature does not enter the MSE on Q-values
+    "mse": lambda student_q_values, teacher_q_values, temperature: q_value_mse_loss(student_q_values, teacher_q_values),
+    "nll": greedy_action_nll_loss,
+}
+
+
+def get_distillation_loss(name: str) -> Callable[[th.Tensor, th.Tensor, float], th.Tensor]:
+    """
+    The distillation loss called ``name``.
+
+    :param name: One of ``DISTILLATION_LOSSES``: ``"kl"``, ``"mse"`` or ``"nll"``
+    :return: The function ``(student_q_values, teacher_q_values, temperature) -> scalar loss``
+    """
+    if not isinstance(name, str) or name not in DISTILLATION_LOSSES:
+        raise ValueError(f"distill_loss={name!r} is not a distillation loss: choose one of {sorted(DISTILLATION_LOSSES)}")
+    return DISTILLATION_LOSSES[name]
 
 
 def greedy_agreement(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> th.Tensor:

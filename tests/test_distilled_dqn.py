@@ -15,6 +15,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_distill import DistilledDQN, distillation_loss
+from sb3_distill.losses import get_distillation_loss
 from tests.conftest import TINY_DQN_KWARGS
 
 STUDENT_KWARGS = dict(policy_kwargs=dict(net_arch=[8]), **TINY_DQN_KWARGS)
@@ -278,3 +279,86 @@ def test_missing_teacher_file_fails_at_construction(tmp_path):
 def test_teacher_for_another_env_fails_at_construction(cartpole_teacher_path):
     with pytest.raises(ValueError, match=r"Discrete\(2\).*Discrete\(3\)"):
         make_student(cartpole_teacher_path, env="MountainCar-v0")
+
+
+@pytest.mark.parametrize("distill_loss", ["kl", "mse", "nll"])
+def test_each_distillation_loss_trains_with_finite_losses(tmp_path, cartpole_teacher_path, distill_loss):
+    student = make_student(cartpole_teacher_path, temperature=0.5, distill_loss=distill_loss)
+    student.set_logger(configure(str(tmp_path), ["csv"]))
+    student.learn(300, log_interval=1)
+    rows = pd.read_csv(tmp_path / "progress.csv").dropna(subset=["train/distill_loss"])
+    assert len(rows) > 0
+    assert np.isfinite(rows[["train/loss", "train/td_loss", "train/distill_loss"]].to_numpy()).all()
+    assert (rows["train/distill_loss"] >= 0).all()
+
+
+def test_the_distillation_loss_is_the_one_asked_for(cartpole_teacher_path):
+    runs = {}
+    for distill_loss in ("kl", "mse", "nll"):
+        student = make_student(cartpole_teacher_path, alpha=1.0, distill_loss=distill_loss)
+        student.learn(200)
+        batch = student.replay_buffer.sample(32)
+        q_values = student.q_net(batch.observations)
+        teacher_q_values = student.teacher.q_values(batch.observations)
+        loss, _ = student._distillation_terms(batch.observations, q_values)
+        assert loss.item() == pytest.approx(get_distillation_loss(distill_loss)(q_values, teacher_q_values, 1.0).item())
+        runs[distill_loss] = parameters_of(student)
+    # Same seed, different terms: different students
+    assert not all(th.equal(first, second) for first, second in zip(runs["kl"], runs["mse"], strict=True))
+    assert not all(th.equal(first, second) for first, second in zip(runs["kl"], runs["nll"], strict=True))
+
+
+def test_unknown_distillation_loss_fails_at_construction(cartpole_teacher_path):
+    with pytest.raises(ValueError, match=r"distill_loss='l1'.*\['kl', 'mse', 'nll'\]"):
+        make_student(cartpole_teacher_path, distill_loss="l1")
+
+
+QDAGGER_SETTINGS = dict(
+    alpha="performance",
+    alpha_0=0.7,
+    teacher_return=90.0,
+    random_return=10.0,
+    performance_eval_episodes=4,
+    offline_transitions=120,
+    offline_gradient_steps=5,
+    offline_epsilon=0.2,
+    distill_loss="nll",
+)
+
+
+def test_new_settings_are_saved_and_loaded_and_the_zip_stays_plain_dqn(tmp_path, cartpole_teacher_path):
+    from tests.test_buffers import run_without_sb3_distill
+
+    student = make_student(cartpole_teacher_path, **QDAGGER_SETTINGS)
+    student.learn(200)
+    student.save(tmp_path / "student.zip")
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        data = json.loads(archive.read("data"))
+    assert "performance_alpha" not in data
+    loaded = DistilledDQN.load(tmp_path / "student.zip", env=gym.make("CartPole-v1"), teacher=cartpole_teacher_path)
+    for name, value in QDAGGER_SETTINGS.items():
+        assert getattr(loaded, name) == value, name
+    assert loaded.offline_done and loaded.teacher_transitions == 120
+    loaded.learn(100, reset_num_timesteps=False)
+    assert loaded.teacher_transitions == 120 and loaded.performance_alpha.alpha_0 == 0.7
+    # Deployment needs no plugin
+    run_without_sb3_distill(
+        f"from stable_baselines3 import DQN\nmodel = DQN.load({str(tmp_path / 'student.zip')!r})\n"
+        "assert model.alpha == 'performance' and model.offline_transitions == 120\nmodel.predict([0.0, 0.0, 0.0, 0.0])",
+        cwd=tmp_path,
+    )
+
+
+def test_qdagger_settings_from_a_zoo_entry():
+    from sb3_distill.recipe import make_recipe
+
+    hyperparams = {"alpha": "performance", "alpha_0": 0.8, "offline_transitions": 200, "offline_gradient_steps": 10}
+    recipe = make_recipe("CartPole-v1", hyperparams={**hyperparams, "learning_starts": 100, "train_freq": 4})
+    student = recipe.make_model(recipe.make_env(seed=0), seed=0)
+    assert isinstance(student, DistilledDQN)
+    assert (student.alpha, student.alpha_0, student.offline_transitions) == ("performance", 0.8, 200)
+    student.learn(300)
+    assert student.teacher_transitions == 200 and student.num_timesteps == 300
+    # The shipped teacher's return was measured (it balances the pole far longer than a random policy)
+    assert student.performance_alpha.teacher_return > student.performance_alpha.random_return + 100
+    assert student._n_updates > 10

@@ -4,7 +4,14 @@ import pytest
 import torch as th
 from torch.nn import functional as F
 
-from sb3_distill.losses import distillation_loss, teacher_agreement
+from sb3_distill.losses import (
+    DISTILLATION_LOSSES,
+    distillation_loss,
+    get_distillation_loss,
+    greedy_action_nll_loss,
+    q_value_mse_loss,
+    teacher_agreement,
+)
 
 
 def test_worked_example_is_0_0257_nats():
@@ -104,3 +111,70 @@ def test_gradcheck():
     student_q_values = th.randn(5, 3, generator=generator, dtype=th.float64, requires_grad=True)
     teacher_q_values = th.randn(5, 3, generator=generator, dtype=th.float64)
     assert th.autograd.gradcheck(lambda q: distillation_loss(q, teacher_q_values, 0.5), (student_q_values,))
+
+
+def test_mse_hand_computed():
+    student_q_values = th.tensor([[1.0, 2.0], [0.0, -1.0]])
+    teacher_q_values = th.tensor([[0.0, 2.0], [3.0, 1.0]])
+    # Squared errors 1, 0, 9, 4 over 2 samples x 2 actions
+    assert q_value_mse_loss(student_q_values, teacher_q_values).item() == pytest.approx(14.0 / 4)
+    assert q_value_mse_loss(teacher_q_values.clone(), teacher_q_values).item() == 0.0
+
+
+def test_mse_gradient_is_twice_the_gap_over_the_batch_and_actions():
+    generator = th.Generator().manual_seed(4)
+    teacher_q_values = th.randn(6, 3, generator=generator, dtype=th.float64)
+    student_q_values = th.randn(6, 3, generator=generator, dtype=th.float64, requires_grad=True)
+    (gradient,) = th.autograd.grad(q_value_mse_loss(student_q_values, teacher_q_values), student_q_values)
+    th.testing.assert_close(gradient, 2 * (student_q_values - teacher_q_values).detach() / (6 * 3), rtol=1e-12, atol=0)
+    assert th.autograd.gradcheck(lambda q: q_value_mse_loss(q, teacher_q_values), (student_q_values,))
+
+
+def test_nll_hand_computed():
+    # Teacher's greedy actions: 0 and 1; at T = 1 the student's softmax is (0.7, 0.3) on both rows
+    teacher_q_values = th.tensor([[2.0, 1.0], [0.0, 5.0]])
+    student_q_values = th.log(th.tensor([[0.7, 0.3], [0.7, 0.3]]))
+    expected = -(math.log(0.7) + math.log(0.3)) / 2
+    assert greedy_action_nll_loss(student_q_values, teacher_q_values, 1.0).item() == pytest.approx(expected, abs=1e-6)
+    # At T = 2 the student's logits are halved: softmax((log 0.7, log 0.3) / 2) = (sqrt 0.7, sqrt 0.3) / norm
+    norm = math.sqrt(0.7) + math.sqrt(0.3)
+    expected_t2 = -(math.log(math.sqrt(0.7) / norm) + math.log(math.sqrt(0.3) / norm)) / 2
+    assert greedy_action_nll_loss(student_q_values, teacher_q_values, 2.0).item() == pytest.approx(expected_t2, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0, 3.0])
+def test_nll_gradient_is_probability_minus_onehot(temperature):
+    generator = th.Generator().manual_seed(5)
+    teacher_q_values = th.randn(7, 4, generator=generator, dtype=th.float64)
+    student_q_values = th.randn(7, 4, generator=generator, dtype=th.float64, requires_grad=True)
+    loss = greedy_action_nll_loss(student_q_values, teacher_q_values, temperature)
+    (gradient,) = th.autograd.grad(loss, student_q_values)
+    # d/dQ_S of mean_b -log softmax(Q_S / T)[a*] = (softmax(Q_S / T) - onehot(a*)) / (T * batch_size)
+    onehot = F.one_hot(teacher_q_values.argmax(dim=1), 4).to(th.float64)
+    expected = (F.softmax(student_q_values / temperature, dim=1) - onehot) / (temperature * 7)
+    th.testing.assert_close(gradient, expected.detach(), rtol=1e-10, atol=1e-12)
+    assert th.autograd.gradcheck(lambda q: greedy_action_nll_loss(q, teacher_q_values, temperature), (student_q_values,))
+
+
+@pytest.mark.parametrize("name", ["mse", "nll"])
+def test_variants_refuse_mismatched_shapes_and_leave_the_teacher_alone(name):
+    with pytest.raises(ValueError, match=r"\(4, 2\).*\(4, 3\)"):
+        get_distillation_loss(name)(th.zeros(4, 2), th.zeros(4, 3), 1.0)
+    teacher_q_values = th.randn(8, 2, requires_grad=True)
+    student_q_values = th.randn(8, 2, requires_grad=True)
+    get_distillation_loss(name)(student_q_values, teacher_q_values, 0.5).backward()
+    assert teacher_q_values.grad is None and student_q_values.grad is not None
+
+
+def test_distillation_losses_by_name():
+    assert sorted(DISTILLATION_LOSSES) == ["kl", "mse", "nll"]
+    assert get_distillation_loss("kl") is distillation_loss
+    student_q_values, teacher_q_values = th.tensor([[1.0, 0.0]]), th.tensor([[0.0, 2.0]])
+    # The MSE ignores the temperature
+    assert get_distillation_loss("mse")(student_q_values, teacher_q_values, 0.1).item() == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("name", ["l1", "KL", "", None])
+def test_unknown_distillation_loss(name):
+    with pytest.raises(ValueError, match=rf"distill_loss={name!r}.*\['kl', 'mse', 'nll'\]"):
+        get_distillation_loss(name)

@@ -1,59 +1,35 @@
 import io
-import math
 import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
-from stable_baselines3.common.utils import FloatSchedule
+from stable_baselines3.common.utils import FloatSchedule, configure_logger
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
 from sb3_distill.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixin
-from sb3_distill.losses import distillation_loss, greedy_agreement
+from sb3_distill.distilled_dqn.alpha import (
+    AlphaLike,
+    PerformanceAlpha,
+    check_alpha,
+    check_performance_settings,
+    check_temperature,
+    is_performance_alpha,
+    make_performance_alpha,
+)
+from sb3_distill.distilled_dqn.offline import check_offline_settings, collect_teacher_transitions, train_offline
+from sb3_distill.losses import get_distillation_loss, greedy_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
-
-
-def check_alpha(alpha: float | Schedule, progress_remaining: float | None = None) -> None:
-    """
-    Fail unless ``alpha`` is a number in [0, 1] or a schedule (a callable of progress_remaining).
-
-    :param alpha: The value to check
-    :param progress_remaining: When ``alpha`` is a value a schedule returned, the progress it was asked for
-    """
-    where = (
-        "" if progress_remaining is None else f" (returned by the alpha schedule at progress_remaining={progress_remaining})"
-    )
-    if callable(alpha) and progress_remaining is None:
-        # Check the schedule where it starts and ends; every value is checked again when used
-        for progress in (1.0, 0.0):
-            check_alpha(alpha(progress), progress_remaining=progress)
-        return
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise TypeError(f"alpha={alpha!r}{where} must be a float in [0, 1] or a schedule of progress_remaining")
-    if math.isnan(alpha) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha={alpha!r}{where} is outside [0, 1]: alpha weighs the distillation term against the TD loss")
-
-
-def check_temperature(temperature: float) -> None:
-    """
-    Fail unless ``temperature`` is a finite number > 0.
-
-    :param temperature: The value to check
-    """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating, np.integer)):
-        raise TypeError(f"temperature={temperature!r} must be a float > 0")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature={temperature!r} must be a finite float > 0 (e.g. 0.01 to 10)")
 
 
 class DistilledDQN(DQN):
@@ -62,9 +38,14 @@ class DistilledDQN(DQN):
 
     The loss is SB3 DQN's TD loss mixed with a temperature-scaled KL term between the teacher's and the
     student's softmaxed Q-values on the sampled batch:
-    ``L = (1 - alpha) * L_TD + alpha * T^2 * KL(softmax(Q_T / T) || softmax(Q_S / T))``.
+    ``L = (1 - alpha) * L_TD + alpha * T^2 * KL(softmax(Q_T / T) || softmax(Q_S / T))``
+    (or another distillation term, ``distill_loss``). With ``alpha="performance"`` the weight follows QDagger: it decays
+    from ``alpha_0`` to 0 as the student's recent training return nears the teacher's. With ``offline_transitions > 0``
+    the teacher first fills the replay buffer and the student trains on it, before its own first step (QDagger's
+    offline phase).
 
-    Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation), https://arxiv.org/abs/1503.02531
+    Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation), https://arxiv.org/abs/1503.02531,
+    https://arxiv.org/abs/2206.01626 (QDagger)
 
     Security: a teacher given as a path is read without unpickling anything (its network is rebuilt from the zip's
     readable fields and its weights loaded with ``weights_only=True``), so an untrusted teacher file cannot run code.
@@ -77,8 +58,33 @@ class DistilledDQN(DQN):
         RL Zoo log folder, a loaded SB3 model (DQN, QRDQN, or PPO, A2C, TRPO, MaskablePPO whose action logits play the
         part of Q-values), or a ``Teacher``. Required unless ``alpha`` is 0. It is never saved with the student.
     :param alpha: Weight of the distillation term, in [0, 1] (0: plain DQN, 1: distillation only),
-        or a schedule of the current progress remaining (from 1 to 0)
-    :param temperature: Softmax temperature ``T > 0`` applied to both teacher and student Q-values
+        or a schedule of the current progress remaining (from 1 to 0), or ``"performance"`` for QDagger's weight
+        ``alpha_0 * clip(1 - s, 0, 1)``, where ``s = (G_student - G_random) / (G_teacher - G_random)`` is the
+        normalized score of the mean return of the student's recent training episodes (SB3's ``ep_info_buffer``, the
+        last ``stats_window_size``; ``alpha_0`` before any episode finished). Logged as ``train/alpha`` and
+        ``train/student_score``
+    :param temperature: Softmax temperature ``T > 0`` applied to both teacher and student Q-values (to the student's
+        only with ``distill_loss="nll"``; unused by ``"mse"``)
+    :param distill_loss: The distillation term: ``"kl"`` (default, the temperature-scaled KL above), ``"mse"`` (mean
+        over batch and actions of ``(Q_S - Q_T)^2``, no temperature) or ``"nll"`` (cross-entropy of
+        ``softmax(Q_S / T)`` on the teacher's greedy action)
+    :param alpha_0: With ``alpha="performance"``: the weight while the student scores 0 or less (QDagger's c), in [0, 1]
+    :param teacher_return: With ``alpha="performance"``: the teacher's mean return G_teacher, on the scale of the
+        training episodes' returns. None: measured once at the start of the first ``learn()``, over
+        ``performance_eval_episodes`` deterministic episodes on a copy of the training env made from its spec
+        (when the env cannot be remade that way, e.g. SB3's Atari wrappers, give it)
+    :param random_return: With ``alpha="performance"``: a uniformly random policy's mean return G_random, below
+        ``teacher_return``. None: measured like ``teacher_return``
+    :param performance_eval_episodes: Episodes of each measurement of ``teacher_return`` and ``random_return``
+    :param offline_transitions: QDagger's offline phase: before the first ``learn()``'s own steps, the teacher acts in
+        the training env (epsilon-greedy on its values) for this many transitions (rounded up to a multiple of the
+        number of envs), stored in the replay buffer; counted in ``teacher_transitions``, not in ``num_timesteps``
+        (``learning_starts``, the exploration schedule and the target updates count the student's own steps).
+        0 (default): no offline phase. Runs once per model (``offline_done``); ``run_offline_phase()`` runs it early
+    :param offline_gradient_steps: Gradient steps of the student (the same loss) on the replay buffer at the end of
+        the offline phase; the target network is updated every ``target_update_interval`` of them and at the end.
+        0: the teacher's transitions only fill the buffer
+    :param offline_epsilon: Probability of a random action instead of the teacher's greedy one in the offline phase
     :param teacher_cache: Evaluate the teacher once per stored transition (in one batched pass over the
         transitions added since the last update) and keep its values in the replay buffer, instead of on every
         sampled batch. Costs ``n_actions`` float32 per stored transition. Works with SB3's ``ReplayBuffer``,
@@ -130,16 +136,26 @@ class DistilledDQN(DQN):
     }
     teacher: Teacher | None
     alpha_schedule: Schedule
+    #: QDagger's weight, prepared by learn() when ``alpha="performance"`` (never saved: rebuilt from the returns)
+    performance_alpha: PerformanceAlpha | None
 
     def __init__(
         self,
         policy: str | type[DQNPolicy],
         env: GymEnv | str,
         teacher: TeacherLike | None = None,
-        alpha: float | Schedule = 0.5,
+        alpha: AlphaLike = 0.5,
         temperature: float = 1.0,
         teacher_cache: bool = True,
         trust_teacher: bool = False,
+        distill_loss: str = "kl",
+        alpha_0: float = 1.0,
+        teacher_return: float | None = None,
+        random_return: float | None = None,
+        performance_eval_episodes: int = 10,
+        offline_transitions: int = 0,
+        offline_gradient_steps: int = 0,
+        offline_epsilon: float = 0.01,
         learning_rate: float | Schedule = 1e-4,
         buffer_size: int = 1_000_000,
         learning_starts: int = 100,
@@ -193,12 +209,22 @@ class DistilledDQN(DQN):
             device=device,
             _init_setup_model=False,
         )
-        check_alpha(alpha)
-        check_temperature(temperature)
         self.alpha = alpha
         self.temperature = temperature
         self.teacher_cache = teacher_cache
         self.trust_teacher = trust_teacher
+        self.distill_loss = distill_loss
+        self.alpha_0 = alpha_0
+        self.teacher_return = teacher_return
+        self.random_return = random_return
+        self.performance_eval_episodes = performance_eval_episodes
+        self.offline_transitions = offline_transitions
+        self.offline_gradient_steps = offline_gradient_steps
+        self.offline_epsilon = offline_epsilon
+        # The offline phase runs once per model: saved with it
+        self.offline_done = False
+        self.teacher_transitions = 0
+        self._check_settings()
         self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
             if teacher is None and not self._is_plain_dqn():
@@ -206,13 +232,22 @@ class DistilledDQN(DQN):
                     f"alpha={alpha!r} needs a teacher: pass teacher='path/to/teacher.zip' (or a loaded SB3 DQN model), "
                     "or alpha=0.0 for plain DQN"
                 )
+            if teacher is None and offline_transitions > 0:
+                raise ValueError(f"offline_transitions={offline_transitions!r} needs a teacher to act: pass teacher=...")
             self._setup_model()
 
-    def _setup_model(self) -> None:
-        # load() sets alpha, temperature and teacher from the zip and its kwargs without __init__: check here too
+    def _check_settings(self) -> None:
+        """Fail unless the distillation settings are valid (``load()`` sets them without ``__init__``: checked twice)."""
         check_alpha(self.alpha)
         check_temperature(self.temperature)
-        self.alpha_schedule = FloatSchedule(self.alpha)
+        get_distillation_loss(self.distill_loss)
+        check_performance_settings(self.alpha_0, self.teacher_return, self.random_return, self.performance_eval_episodes)
+        check_offline_settings(self.offline_transitions, self.offline_gradient_steps, self.offline_epsilon)
+
+    def _setup_model(self) -> None:
+        self._check_settings()
+        # The performance-based alpha is built by learn(), from the (measured) returns
+        self.alpha_schedule = FloatSchedule(0.0 if is_performance_alpha(self.alpha) else self.alpha)  # type: ignore[arg-type]
         sb3_buffer_class = self._use_teacher_values_buffer() if self.teacher_cache else None
         with warnings.catch_warnings():
             # SB3 warns that n_steps is ignored whenever replay_buffer_class is set: not so when it is set to SB3's own
@@ -269,6 +304,8 @@ class DistilledDQN(DQN):
         )
 
     def _setup_teacher(self) -> None:
+        # A measured teacher return belongs to the teacher it measured
+        self.performance_alpha = None
         if self.teacher is not None:
             self.teacher = load_teacher(
                 self.teacher, self.observation_space, self.action_space, self.device, trust=self.trust_teacher
@@ -346,9 +383,33 @@ class DistilledDQN(DQN):
             )
 
     def _current_alpha(self) -> float:
+        if is_performance_alpha(self.alpha):
+            performance_alpha = self.prepare_performance_alpha()
+            alpha, score = performance_alpha(episode_info["r"] for episode_info in self.ep_info_buffer or ())
+            if score is not None:
+                self.logger.record("train/student_score", score)
+            return alpha
         alpha = self.alpha_schedule(self._current_progress_remaining)
         check_alpha(alpha, progress_remaining=self._current_progress_remaining)
         return alpha
+
+    def prepare_performance_alpha(self) -> PerformanceAlpha:
+        """
+        The performance-based alpha (``alpha="performance"``), with the returns given to the constructor, or measured
+        now where they were None: the teacher's over ``performance_eval_episodes`` deterministic episodes and a random
+        policy's, on a copy of the training env made from its spec. Called by ``learn()``; measured once per teacher.
+
+        :return: The weight as a function of the student's recent returns
+        """
+        if self.performance_alpha is not None:
+            return self.performance_alpha
+        self.performance_alpha, how = make_performance_alpha(
+            self.alpha_0, self.teacher_return, self.random_return, self.teacher, self.env, self.performance_eval_episodes,
+            self.seed, self.device,
+        )  # fmt: skip
+        if self.verbose >= 1:
+            print(f"Performance-based alpha: {self.performance_alpha} ({how})")
+        return self.performance_alpha
 
     def _distillation_terms(
         self, observations: PyTorchObs, student_q_values: th.Tensor, teacher_q_values: th.Tensor | None = None
@@ -366,7 +427,7 @@ class DistilledDQN(DQN):
         if teacher_q_values is None:
             teacher_q_values = self.teacher.q_values(observations)
         return (
-            distillation_loss(student_q_values, teacher_q_values, self.temperature),
+            get_distillation_loss(self.distill_loss)(student_q_values, teacher_q_values, self.temperature),
             greedy_agreement(student_q_values, teacher_q_values),
         )
 
@@ -415,7 +476,7 @@ class DistilledDQN(DQN):
                 distill_loss, agreement = self._distillation_terms(
                     replay_data.observations, all_q_values, getattr(replay_data, "teacher_q_values", None)
                 )
-                # L = (1 - alpha) * L_TD + alpha * T^2 * KL(p_T || p_S), as one interpolation (exact at alpha = 0 and 1)
+                # L = (1 - alpha) * L_TD + alpha * L_distill, as one interpolation (exact at alpha = 0 and 1)
                 loss = th.lerp(td_loss, distill_loss, alpha)
                 distill_losses.append(distill_loss.detach())
                 agreements.append(agreement)
@@ -483,6 +544,51 @@ class DistilledDQN(DQN):
             progress_bar=progress_bar,
         )
 
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        # After SB3 reset the env and configured the logger, before the student's first step
+        if is_performance_alpha(self.alpha):
+            self.prepare_performance_alpha()
+        self.run_offline_phase()
+        return total_timesteps, callback
+
+    def run_offline_phase(self) -> None:
+        """
+        QDagger's offline phase, once per model: the teacher acts in the training env (epsilon-greedy with
+        ``offline_epsilon``) for ``offline_transitions`` transitions stored in the replay buffer, then the student takes
+        ``offline_gradient_steps`` gradient steps on it with the usual loss, updating its target network every
+        ``target_update_interval`` of them and at the end. ``learn()`` calls it; call it yourself to run it earlier.
+        Logs ``offline/teacher_transitions`` and ``offline/gradient_steps``.
+        """
+        if self.offline_done or self.offline_transitions == 0:
+            return
+        if self.teacher is None:
+            raise ValueError(
+                f"offline_transitions={self.offline_transitions!r} needs a teacher to act: load the model with "
+                "teacher=... or call set_teacher() first"
+            )
+        self._check_teacher_ready()
+        if getattr(self, "_logger", None) is None:
+            # Before learn(): a logger as SB3 would configure it, replaced by learn()'s own
+            self._logger = configure_logger(self.verbose)
+        stored = collect_teacher_transitions(self, self.teacher, self.offline_transitions, self.offline_epsilon)
+        self.teacher_transitions += stored
+        train_offline(self, self.offline_gradient_steps)
+        self.offline_done = True
+        self.logger.record("offline/teacher_transitions", self.teacher_transitions)
+        self.logger.record("offline/gradient_steps", self.offline_gradient_steps)
+        self.logger.dump(step=self.num_timesteps)
+
     def _excluded_save_params(self) -> list[str]:
-        # The teacher is never saved: the student's zip stays a plain DQN zip
-        return [*super()._excluded_save_params(), "teacher"]
+        # The teacher is never saved: the student's zip stays a plain DQN zip. The performance-based alpha is rebuilt
+        # from the saved returns (plain DQN.load could not unpickle it)
+        return [*super()._excluded_save_params(), "teacher", "performance_alpha"]
