@@ -10,7 +10,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN, PPO
-from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
+from stable_baselines3.common.envs import FakeImageEnv, IdentityEnv, SimpleMultiObsEnv
 
 from sb3_distill import export_runtimes
 from sb3_distill.cli import main
@@ -102,6 +102,20 @@ def test_images_are_scaled_inside_the_exported_graph(students, tmp_path):
     with th.no_grad():
         scaled_twice = model.q_net.q_net(model.q_net.features_extractor(th.as_tensor(pixels).float() / 255.0 / 255.0))
     assert np.abs(scaled_twice.numpy() - expected).max() > 1e-4
+
+
+def test_discrete_observations_are_one_hot_inside_the_exported_graph(tmp_path):
+    student = tmp_path / "identity.zip"
+    DQN("MlpPolicy", IdentityEnv(5), policy_kwargs=dict(net_arch=[8]), buffer_size=100, seed=0, device="cpu").save(student)
+    output = tmp_path / "identity.pt"
+    export_student(student, "torchscript", output, env=IdentityEnv(5), n_check=16, latency_repeats=0)
+    model = DQN.load(student, device="cpu")
+    states = np.arange(5)  # the raw Discrete observations, one per state
+    exported = run_exported(output, "torchscript", states)
+    np.testing.assert_array_equal(exported.argmax(axis=1), model.predict(states, deterministic=True)[0])
+    with th.no_grad():
+        one_hot = model.q_net.q_net(th.eye(5))
+    np.testing.assert_allclose(exported, one_hot.numpy(), rtol=0, atol=1e-5)
 
 
 def test_export_prints_the_latency_of_both_runtimes_whatever_the_format(students, tmp_path, capsys):
