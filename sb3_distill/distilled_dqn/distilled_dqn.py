@@ -82,7 +82,8 @@ class DistilledDQN(DQN):
         (``learning_starts``, the exploration schedule and the target updates count the student's own steps).
         0 (default): no offline phase. Runs once per model (``offline_done``); ``run_offline_phase()`` runs it early
     :param offline_gradient_steps: Gradient steps of the student (the same loss) on the replay buffer at the end of
-        the offline phase; the target network is updated every ``target_update_interval`` of them and at the end.
+        the offline phase; the target network is updated every ``target_update_interval`` of them (divided by the
+        number of envs, as DQN counts it) and at the end.
         0: the teacher's transitions only fill the buffer
     :param offline_epsilon: Probability of a random action instead of the teacher's greedy one in the offline phase
     :param teacher_cache: Evaluate the teacher once per stored transition (in one batched pass over the

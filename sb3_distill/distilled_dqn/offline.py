@@ -101,7 +101,8 @@ def collect_teacher_transitions(model: OffPolicyAlgorithm, teacher: Teacher, n_t
 
 def train_offline(model: DQN, gradient_steps: int) -> None:
     """
-    The offline phase's gradient steps: ``model.train()`` in chunks of ``target_update_interval`` steps, each followed by
+    The offline phase's gradient steps: ``model.train()`` in chunks of ``model.target_update_interval`` steps (DQN's
+    count of ``_on_step`` calls: the constructor's value divided by the number of envs), each followed by
     the target network update DQN's ``_on_step`` makes (no env step happens to trigger it).
 
     :param model: The model to train
