@@ -222,6 +222,15 @@ def test_searched_hyperparameters_cannot_be_fixed(tmp_path, capsys):
     assert "['alpha'] are what the study searches" in capsys.readouterr().err
 
 
+def test_performance_based_alpha_is_not_silently_replaced_by_a_sampled_one(tmp_path, capsys):
+    config = tmp_path / "students.yml"
+    entry = make_recipe("CartPole-v1").hyperparams
+    config.write_text(yaml.safe_dump({"CartPole-v1": {**entry, "alpha": "performance"}}))
+    assert main(["tune", *TINY_ARGS, "--conf-file", str(config), "-f", str(tmp_path / "out")]) == 2
+    assert "alpha='performance', but studies search a constant alpha" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_student_hyperparameter_distilled_dqn_refuses_fails_before_the_study(tmp_path, capsys):
     assert main(["tune", *TINY_ARGS, "-f", str(tmp_path), "-params", "no_such_argument:1"]) == 2
     assert "no_such_argument" in capsys.readouterr().err

@@ -34,6 +34,12 @@ def make_study_recipe(
     if searched:
         raise ValueError(f"Hyperparameters {searched} are what the study searches: leave them out of -params")
     recipe = make_recipe(env_id, conf_file=conf_file, hyperparams=hyperparams, teacher=teacher, n_timesteps=n_timesteps)
+    if isinstance(recipe.model_kwargs.get("alpha"), str):
+        # The search space samples a constant alpha: it would silently replace the entry's performance-based one
+        raise ValueError(
+            f"The student's entry has alpha={recipe.model_kwargs['alpha']!r}, but studies search a constant alpha in "
+            "[0, 1]: give the entry a number (or -params alpha:0.5) to tune alpha and temperature"
+        )
     for name in search_space():
         recipe.model_kwargs.pop(name, None)  # sampled by every trial
     return recipe
