@@ -184,6 +184,8 @@ def distill(
         temperature=student.temperature,
         seed=seed,
         train_seconds=round(train_seconds, 1),
+        # The offline phase's teacher steps, apart from the student's own (student.env_steps)
+        teacher_transitions=student.teacher_transitions,
         hyperparams=recipe.hyperparams,
         command=command,
     )

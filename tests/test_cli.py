@@ -201,3 +201,18 @@ def test_teachers_from_strangers_on_the_command_line(tmp_path, capsys, cartpole_
     assert main([*run, "--teacher", str(broken)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and error.count("\n") == 1 and str(broken) in error
+
+
+def test_offline_phase_teacher_steps_are_reported_apart(tmp_path):
+    args = ["distill", *TINY_RUN, "--net-arch", "8", "-f", str(tmp_path)]
+    overrides = [
+        "learning_starts:50",
+        "train_freq:4",
+        "gradient_steps:1",
+        "offline_transitions:120",
+        "offline_gradient_steps:5",
+    ]
+    assert main([*args, "-params", *overrides]) == 0
+    comparison = json.loads((tmp_path / "CartPole-v1_1" / "comparison.json").read_text())
+    assert comparison["teacher_transitions"] == 120
+    assert 300 <= comparison["student"]["env_steps"] < 304  # the student's own steps only (rollouts of 4)
