@@ -21,7 +21,7 @@ from rl_zoo3.utils import StoreDict
 from sb3_distill.export import EXPORT_FORMATS, MissingExtraError, export_student
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
 from sb3_distill.runs import distill, train_teacher
-from sb3_distill.tuning import StudySettings, load_study_settings, tune
+from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
 
 # What a command reports as a one-line `error:` (exit status 2) rather than a traceback
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError, KeyError)
@@ -188,8 +188,33 @@ def add_tune_command(subparsers: Any) -> None:
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<log folder>/studies.db)")
     parser.add_argument("--study-name", default=None, help="Study to create or continue (default: distilled_dqn_<env>)")
     parser.add_argument("--n-jobs", type=int, default=None, help=f"Trials at once in this process ({default('n_jobs')})")
-    parser.add_argument("--sampler", choices=("tpe", "random"), default=None, help=f"Optuna sampler ({default('sampler')})")
-    parser.add_argument("--pruner", choices=("median", "none"), default=None, help=f"Optuna pruner ({default('pruner')})")
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help=f"Optuna sampler; nsga2: NSGA-II, for size searches ({default('sampler')})",
+    )
+    parser.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default=None,
+        help=f"Optuna pruner; size searches never prune: Optuna prunes no multi-objective study ({default('pruner')})",
+    )
+    parser.add_argument(
+        "--objectives",
+        nargs="+",
+        choices=OBJECTIVES,
+        default=None,
+        help="score (default): the mean return of the entry's student; score params, score latency: a size search, the "
+        "student's 1-3 hidden layers (widths 4-256) sampled too, normalized score against parameters or batch-1 latency",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="Size search: write the config of the smallest student on the Pareto front with at least this normalized "
+        "score, in (0, 2] (1 = the teacher's); error if none reaches it",
+    )
     parser.add_argument(
         "--n-startup-trials",
         type=int,
@@ -234,7 +259,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         settings=settings,
         device=args.device,
     )
-    return 0 if "best" in summary else 1
+    return 0 if "best" in summary or "front" in summary else 1
 
 
 def add_export_command(subparsers: Any) -> None:

@@ -1,6 +1,8 @@
 """Optuna studies of alpha and temperature: tiny budgets, real SQLite and PostgreSQL storages, real worker processes."""
 
+import csv
 import glob
+import itertools
 import json
 import os
 import pwd
@@ -17,13 +19,14 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+import torch as th
 import yaml
 from stable_baselines3 import DQN
 
 from sb3_distill import tuning, zoo
 from sb3_distill.cli import build_parser, main
 from sb3_distill.recipe import make_recipe
-from sb3_distill.hyperparams_opt import search_space
+from sb3_distill.hyperparams_opt import search_space, size_search_space
 from sb3_distill.tuning import OBJECTIVE_ATTR, fail_stale_trials, load_study_settings, open_storage, tune
 from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe, prepare_teacher
 
@@ -433,3 +436,184 @@ def test_two_workers_share_one_study_in_postgresql(postgres_url, tmp_path):
     # Each worker ran its own trials (the study's user attributes hold no worker ids: the logs do)
     assert [len(re.findall(r"Trial \d+ (?:finished with value|pruned)", output)) for output in outputs] == [2, 2]
     assert sorted(path.name for path in (tmp_path / "shared").iterdir()) == ["report_1", "report_2"]
+
+
+# Size searches (multi-objective studies): the student's architecture sampled with alpha and temperature
+SIZE_ARGS = ["--objectives", "score", "params", *TINY_ARGS]
+
+
+def hidden_layer_parameters(net_arch: list[int], n_inputs: int = 4, n_actions: int = 2) -> int:
+    """Weights and biases of an MLP from CartPole's 4 observations through ``net_arch`` to its 2 actions, by hand."""
+    sizes = [n_inputs, *net_arch, n_actions]
+    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+@pytest.fixture(scope="module")
+def size_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-trial size search (score and parameters) with the default storage and the shipped teacher."""
+    log_folder = tmp_path_factory.mktemp("size_search")
+    assert main(["tune", "--n-trials", "3", *SIZE_ARGS, "--seed", "0", "-f", str(log_folder)]) == 0
+    return log_folder
+
+
+def test_size_search_trials_store_the_score_and_the_real_parameter_count(size_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(size_study))
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    references = study.user_attrs[tuning.REFERENCES_ATTR]
+    assert references["teacher_parameters"] == 67_586
+    assert references["teacher_return"] > references["random_return"]
+    for trial in trials:
+        assert trial.distributions == size_search_space()
+        net_arch = [trial.params[f"width_{index}"] for index in range(trial.params["n_layers"])]
+        assert 1 <= len(net_arch) <= 3 and set(net_arch) <= {4, 8, 16, 32, 64, 128, 256}
+        assert trial.user_attrs["net_arch"] == net_arch
+        assert len(trial.values) == 2
+        assert trial.values[1] == trial.user_attrs["parameters"] == hidden_layer_parameters(net_arch)
+        expected_score = (trial.user_attrs["mean_return"] - references["random_return"]) / (
+            references["teacher_return"] - references["random_return"]
+        )
+        assert trial.values[0] == pytest.approx(expected_score)
+        assert 0.0 <= trial.params["alpha"] <= 1.0 and 0.01 <= trial.params["temperature"] <= 10.0
+
+
+def test_size_search_report_has_the_front_as_png_and_csv(size_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(size_study))
+    report_dir = size_study / STUDY_NAME / "report_1"
+    data = (report_dir / "pareto_front.png").read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000
+    with open(report_dir / "pareto_front.csv") as file_handler:
+        rows = list(csv.DictReader(file_handler))
+    front = {trial.number: trial for trial in study.best_trials}
+    assert sorted(int(row["trial"]) for row in rows) == sorted(front)
+    for row in rows:
+        trial = front[int(row["trial"])]
+        assert int(row["parameters"]) == trial.values[1]
+        assert float(row["score"]) == pytest.approx(trial.values[0])
+        assert float(row["teacher_share"]) == pytest.approx(trial.values[1] / 67_586)
+        assert row["net_arch"] == " ".join(map(str, trial.user_attrs["net_arch"]))
+    # Smallest first
+    assert [int(row["parameters"]) for row in rows] == sorted(int(row["parameters"]) for row in rows)
+
+
+def crafted_size_search(storage: str) -> optuna.Study:
+    """A size search with made-up results: trials 0-3 are [16] at 95%, [8] at 50%, [64, 64] at 100%, [32] at 92%."""
+    study = optuna.create_study(storage=storage, study_name="crafted", directions=["maximize", "minimize"])
+    study.set_user_attr(
+        tuning.REFERENCES_ATTR,
+        {"teacher_return": 500.0, "random_return": 22.0, "teacher_parameters": 67_586, "n_episodes": 10},
+    )
+    for net_arch, score in (([16], 0.95), ([8], 0.5), ([64, 64], 1.0), ([32], 0.92)):
+        widths = [*net_arch, 4, 4][:3]
+        params = {
+            "alpha": 0.5,
+            "temperature": 0.1,
+            "n_layers": len(net_arch),
+            **{f"width_{i}": w for i, w in enumerate(widths)},
+        }
+        parameters = hidden_layer_parameters(net_arch)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=size_search_space(),
+                values=[score, parameters],
+                user_attrs={"parameters": parameters, "net_arch": net_arch, "mean_return": 22.0 + score * 478.0},
+            )
+        )
+    return study
+
+
+def test_min_score_picks_the_smallest_qualifying_front_trial_and_its_yaml_trains(tmp_path, capsys):
+    study = crafted_size_search(sqlite_url(tmp_path))
+    # [32] at 92% is dominated by [16] at 95%: the front is [8], [16], [64, 64]
+    assert sorted(trial.number for trial in study.best_trials) == [0, 1, 2]
+    recipe = make_study_recipe("CartPole-v1", hyperparams={"buffer_size": 1000}, n_timesteps=300)
+    settings = load_study_settings(objectives=("score", "params"), min_score=0.9, log_folder=str(tmp_path))
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    summary = tuning.write_pareto_report(study, recipe, settings, "crafted.db", report_dir)
+    assert summary["smallest"]["trial"] == 0 and summary["smallest"]["parameters"] == 114
+    assert "Smallest student with a score >= 90%: trial 0, net_arch [16], 114 parameters" in capsys.readouterr().out
+    assert tuning.smallest_reaching(study, 0.99).number == 2
+    assert tuning.smallest_reaching(study, 0.4).number == 1
+
+    config_file = report_dir / "smallest_student.yml"
+    entry = yaml.safe_load(config_file.read_text())["CartPole-v1"]
+    assert entry["policy_kwargs"] == "dict(net_arch=[16])"
+    assert (entry["alpha"], entry["temperature"], entry["n_timesteps"]) == (0.5, 0.1, 300)
+    assert Path(entry["teacher"]).is_absolute() and Path(entry["teacher"]).is_file()
+    zoo_args = ["--algo", "distilled_dqn", "--env", "CartPole-v1", "--conf-file", str(config_file), "-n", "300"]
+    assert zoo.main(["train", *zoo_args, "-f", str(tmp_path / "zoo"), "--seed", "0", "--eval-freq", "-1"]) == 0
+    student = DQN.load(tmp_path / "zoo" / "distilled_dqn" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert student.policy.q_net.q_net[0].out_features == 16
+    assert len([layer for layer in student.policy.q_net.q_net if isinstance(layer, th.nn.Linear)]) == 2
+
+
+def test_min_score_no_trial_reaches_fails_naming_the_best_score(tmp_path, capsys):
+    study = crafted_size_search(sqlite_url(tmp_path))
+    recipe = make_study_recipe("CartPole-v1", hyperparams={"buffer_size": 1000}, n_timesteps=300)
+    settings = load_study_settings(objectives=("score", "params"), min_score=1.5, log_folder=str(tmp_path))
+    with pytest.raises(ValueError, match=r"reaches --min-score 1.5 .*the best score is 100.0% \(trial 2\)"):
+        tuning.write_pareto_report(study, recipe, settings, "crafted.db", tmp_path)
+    assert (tmp_path / "pareto_front.csv").is_file() and not (tmp_path / "smallest_student.yml").exists()
+    assert len(optuna.load_study(study_name="crafted", storage=sqlite_url(tmp_path)).trials) == 4  # the study is kept
+
+
+def test_min_score_no_trial_reaches_exits_2_from_the_command(size_study, tmp_path, capsys):
+    shutil.copy(size_study / "studies.db", tmp_path / "studies.db")
+    assert main(["tune", "--n-trials", "1", *SIZE_ARGS, "--seed", "0", "-f", str(tmp_path), "--min-score", "2"]) == 2
+    error = capsys.readouterr().err
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path))
+    best = max(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda trial: trial.values[0])
+    assert error.startswith("error: No trial") and len(error.strip().splitlines()) == 1
+    assert f"the best score is {best.values[0]:.1%} (trial {best.number})" in error
+    assert len(study.trials) == 4
+
+
+def test_unknown_objective_is_refused_before_anything_is_made(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--objectives", "score", "size", *TINY_ARGS, "-f", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'size'" in error and "score" in error and "params" in error and "latency" in error
+    assert main(["tune", "--objectives", "params", *TINY_ARGS, "-f", str(tmp_path / "out")]) == 2
+    assert "expected 'score', 'score params' or 'score latency'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objectives", "score", "params", "--min-score", "0"], "min_score=0.0 must be a normalized score in (0, 2]"),
+        (["--objectives", "score", "params", "--min-score", "2.5"], "min_score=2.5 must be a normalized score in (0, 2]"),
+        (["--min-score", "0.95"], "it needs a multi-objective study"),
+    ],
+)
+def test_bad_min_score_is_refused(tmp_path, capsys, args, message):
+    assert main(["tune", *args, *TINY_ARGS, "-f", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resumed_size_search_with_other_objectives_is_refused(size_study, tmp_path, capsys):
+    shutil.copy(size_study / "studies.db", tmp_path / "studies.db")
+    args = ["tune", "--n-trials", "1", *TINY_ARGS, "-f", str(tmp_path / "out")]
+    assert main([*args, "--objectives", "score", "latency", "--storage", sqlite_url(tmp_path)]) == 2
+    assert "another objective" in capsys.readouterr().err
+    # The single-objective study of the same name: another number of directions
+    assert main([*args, "--storage", sqlite_url(tmp_path)]) == 2
+    assert "has the directions ['maximize', 'minimize'], but --objectives score needs ['maximize']" in capsys.readouterr().err
+    assert len(optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path)).trials) == 3
+
+
+def test_latency_objective_stores_a_positive_latency(tmp_path):
+    args = ["tune", "--n-trials", "1", "--objectives", "score", "latency", *TINY_ARGS, "-f", str(tmp_path)]
+    assert main(args) == 0
+    (trial,) = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path)).trials
+    assert len(trial.values) == 2
+    assert 0.0 < trial.values[1] == trial.user_attrs["latency_us"] < 1e6
+    assert trial.user_attrs["parameters"] == hidden_layer_parameters(trial.user_attrs["net_arch"])
+    with open(tmp_path / STUDY_NAME / "report_1" / "pareto_front.csv") as file_handler:
+        (row,) = list(csv.DictReader(file_handler))
+    assert float(row["latency_us"]) == pytest.approx(trial.values[1])

@@ -15,26 +15,40 @@ again (Optuna's ``RetryHeartbeatStaleTrialCallback``). The search space is the Z
 - ``objective``: the student of every trial, the objective and its pruning callback
 - ``storage``: storages, samplers, pruners, and the checks that a study may be continued
 - ``report``: the best trial as a Zoo config entry, Optuna's plots, the summary
+- ``pareto``: a size search's Pareto front (plot, table) and its smallest student reaching ``--min-score``
 - ``study``: :func:`tune`, which puts them together
 """
 
-from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe
+from sb3_distill.tuning.objective import DistillationObjective, SizeSearchObjective, make_study_recipe
+from sb3_distill.tuning.pareto import REFERENCES_ATTR, smallest_reaching, write_pareto_report
 from sb3_distill.tuning.report import write_report
-from sb3_distill.tuning.settings import MIN_EVAL_EPISODES, PRUNERS, SAMPLERS, StudySettings, load_study_settings
+from sb3_distill.tuning.settings import (
+    MIN_EVAL_EPISODES,
+    OBJECTIVES,
+    PRUNERS,
+    SAMPLERS,
+    StudySettings,
+    load_study_settings,
+)
 from sb3_distill.tuning.storage import OBJECTIVE_ATTR, fail_stale_trials, open_storage
 from sb3_distill.tuning.study import tune
 
 __all__ = [
     "MIN_EVAL_EPISODES",
+    "OBJECTIVES",
     "OBJECTIVE_ATTR",
     "PRUNERS",
+    "REFERENCES_ATTR",
     "SAMPLERS",
     "DistillationObjective",
+    "SizeSearchObjective",
     "StudySettings",
     "fail_stale_trials",
     "load_study_settings",
     "make_study_recipe",
     "open_storage",
+    "smallest_reaching",
     "tune",
+    "write_pareto_report",
     "write_report",
 ]

@@ -1,16 +1,28 @@
-"""The objective of a study: train a student with a trial's alpha and temperature, report to the pruner, score it."""
+"""
+The objective of a study: train a student with a trial's alpha and temperature, report to the pruner, score it; in a
+size search, with a sampled architecture too, scored by its normalized score and its size.
+"""
 
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
+import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from sb3_distill.hyperparams_opt import sample_distilled_dqn_params, search_space
+from sb3_distill.export_latency import median_latency
+from sb3_distill.hyperparams_opt import sample_distilled_dqn_params, sample_size_search_params, search_space
 from sb3_distill.recipe import Recipe, make_recipe
-from sb3_distill.report import evaluate_agent
+from sb3_distill.report import GreedyAgent, evaluate_agent, normalized_score, random_policy_return
 from sb3_distill.teacher import Teacher, load_teacher
+
+# The final evaluation of trial n runs on an env seeded with seed + n + FINAL_EVAL_SEED_OFFSET
+FINAL_EVAL_SEED_OFFSET = 10_000
+# Timed batch-1 calls of a student's Q-network in a latency objective
+LATENCY_REPEATS = 200
 
 
 def make_study_recipe(
@@ -118,7 +130,7 @@ class DistillationObjective:
         trial.set_user_attr("seed", trial_seed)
         env = recipe.make_env(seed=trial_seed)
         eval_env = recipe.make_env(seed=trial_seed + 1_000, n_envs=1, eval_env=True)
-        final_env = recipe.make_env(seed=trial_seed + 10_000, n_envs=1, eval_env=True)
+        final_env = recipe.make_env(seed=trial_seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
         try:
             student = recipe.make_model(env, seed=trial_seed, teacher=self.teacher, device=self.device, **sampled)
             callback = TrialEvalCallback(eval_env, trial, self.eval_episodes, max(self.eval_freq // recipe.n_envs, 1))
@@ -133,3 +145,146 @@ class DistillationObjective:
         trial.set_user_attr("std_return", result.std_return)
         trial.set_user_attr("env_steps", result.env_steps)
         return result.mean_return
+
+
+@dataclass
+class ReferenceReturns:
+    """
+    The zero and the one of a size search's normalized score, measured once before the study on the final evaluation's
+    env (seeded with the study's seed + ``FINAL_EVAL_SEED_OFFSET``).
+
+    :param teacher_return: The teacher's mean return, acting greedily on its values
+    :param random_return: A uniformly random policy's mean return
+    :param teacher_parameters: The teacher's parameter count
+    :param n_episodes: Episodes of each mean
+    """
+
+    teacher_return: float
+    random_return: float
+    teacher_parameters: int
+    n_episodes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return asdict(self)
+
+
+def measure_references(recipe: Recipe, teacher: Teacher, n_episodes: int, seed: int, device: str) -> ReferenceReturns:
+    """
+    The teacher's and a random policy's mean returns on the final evaluation's env, the scale of the normalized score.
+
+    :param recipe: The student
+    :param teacher: The prepared teacher
+    :param n_episodes: Deterministic episodes of each mean
+    :param seed: The study's seed
+    :param device: The teacher's device
+    """
+    env = recipe.make_env(seed=seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
+    try:
+        teacher_result = evaluate_agent("teacher", GreedyAgent(teacher.q_values, device), teacher.network, env, n_episodes)
+    finally:
+        env.close()
+    env = recipe.make_env(seed=seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
+    try:
+        random_return = random_policy_return(env, n_episodes, seed)
+    finally:
+        env.close()
+    if teacher_result.mean_return == random_return:
+        raise ValueError(
+            f"The teacher {recipe.teacher!r} scores {random_return:g} on {recipe.env_id}, as a random policy does: a "
+            "normalized score (return - random) / (teacher - random) is undefined; use a better teacher"
+        )
+    return ReferenceReturns(teacher_result.mean_return, random_return, teacher.num_parameters(), n_episodes)
+
+
+def batch1_latency_us(q_net: th.nn.Module, observation: PyTorchObs, repeats: int = LATENCY_REPEATS) -> float:
+    """
+    Median microseconds of one call of a torch Q-network on one observation, on one thread (as an agent acts).
+
+    :param q_net: The network
+    :param observation: A batch of one observation, preprocessed as the network takes it
+    :param repeats: Timed calls
+    """
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+
+    def call() -> None:
+        with th.inference_mode():
+            q_net(observation)
+
+    try:
+        seconds = median_latency({"q_net": {1: call}}, repeats)["q_net"][1]
+    finally:
+        th.set_num_threads(threads)
+    return seconds * 1e6
+
+
+class SizeSearchObjective:
+    """
+    The objectives of a size search: train a student with the trial's architecture, alpha and temperature for the whole
+    budget (Optuna prunes no multi-objective study), then return its normalized score over ``eval_episodes``
+    deterministic episodes (maximized) and its parameter count or its batch-1 latency in microseconds (minimized).
+    Trial ``n``'s student is seeded with ``seed + n``; its net_arch, parameters, mean return and latency are stored as
+    user attributes.
+
+    :param recipe: The student
+    :param teacher: The prepared teacher, shared by the trials (frozen, read only)
+    :param references: The teacher's and random returns of the normalized score
+    :param objectives: ``("score", "params")`` or ``("score", "latency")``
+    :param eval_episodes: Deterministic episodes of the final evaluation
+    :param seed: Seed of trial 0's student
+    :param device: The students' device
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        teacher: Teacher,
+        references: ReferenceReturns,
+        objectives: tuple[str, ...],
+        eval_episodes: int,
+        seed: int,
+        device: str,
+    ):
+        self.recipe = recipe
+        self.teacher = teacher
+        self.references = references
+        self.objectives = objectives
+        self.eval_episodes = eval_episodes
+        self.seed = seed
+        self.device = device
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        recipe = self.recipe
+        sampled = sample_size_search_params(trial)
+        net_arch = sampled.pop("net_arch")
+        trial_seed = self.seed + trial.number
+        trial.set_user_attr("seed", trial_seed)
+        trial.set_user_attr("net_arch", net_arch)
+        policy_kwargs = {**(recipe.model_kwargs.get("policy_kwargs") or {}), "net_arch": net_arch}
+        env = recipe.make_env(seed=trial_seed)
+        final_env = recipe.make_env(seed=trial_seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
+        try:
+            student = recipe.make_model(
+                env, seed=trial_seed, teacher=self.teacher, device=self.device, policy_kwargs=policy_kwargs, **sampled
+            )
+            student.learn(recipe.n_timesteps, callback=recipe.callbacks or None)
+            sync_envs_normalization(env, final_env)
+            q_net = student.q_net  # type: ignore[attr-defined]
+            result = evaluate_agent("student", student, q_net, final_env, self.eval_episodes)
+            latency = None
+            if "latency" in self.objectives:
+                q_net.eval()
+                observation, _ = student.policy.obs_to_tensor(final_env.reset())  # type: ignore[arg-type]
+                latency = batch1_latency_us(q_net, observation)
+        finally:
+            for vec_env in (env, final_env):
+                vec_env.close()
+        score = normalized_score(result.mean_return, self.references.teacher_return, self.references.random_return)
+        trial.set_user_attr("parameters", result.parameters)
+        trial.set_user_attr("mean_return", result.mean_return)
+        trial.set_user_attr("std_return", result.std_return)
+        trial.set_user_attr("env_steps", result.env_steps)
+        if latency is not None:
+            trial.set_user_attr("latency_us", latency)
+        return score, float(result.parameters) if latency is None else latency

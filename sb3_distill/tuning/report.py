@@ -13,7 +13,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from sb3_distill.hyperparams_opt import search_space
-from sb3_distill.recipe import Recipe, next_run_dir
+from sb3_distill.recipe import Recipe, _override_net_arch, next_run_dir
 from sb3_distill.teacher import resolve_model_path
 from sb3_distill.tuning.settings import StudySettings
 
@@ -40,18 +40,35 @@ def new_report_dir(log_folder: str | os.PathLike, study_name: str) -> Path:
     raise FileExistsError(f"Could not create a new report folder under {str(log_folder)!r}")
 
 
+def zoo_config_entry(recipe: Recipe, params: dict[str, Any], net_arch: list[int] | None = None) -> dict[str, Any]:
+    """
+    A trial's student as a ``zoo_configs`` entry: the recipe's entry with the trial's alpha and temperature (and
+    hidden layers), the study's budget and the teacher as an absolute path, as YAML reads it back.
+
+    :param recipe: The study's student
+    :param params: The trial's params
+    :param net_arch: The trial's hidden layers (None: the entry's)
+    """
+    entry: dict[str, Any] = {"teacher": str(resolve_model_path(str(recipe.teacher)).resolve())}
+    entry.update({name: params[name] for name in search_space()})
+    entry.update({key: value for key, value in recipe.hyperparams.items() if key not in entry})
+    if net_arch is not None:
+        other_kwargs = set(recipe.model_kwargs.get("policy_kwargs") or {}) - {"net_arch"}
+        # The Zoo evaluates the string; other policy kwargs are kept as the entry wrote them
+        written = entry.get("policy_kwargs")
+        entry["policy_kwargs"] = _override_net_arch(written if other_kwargs else None, net_arch)
+    entry["n_timesteps"] = recipe.n_timesteps
+    # As YAML reads it back: -params values such as tuples become lists
+    return json.loads(json.dumps(entry, default=str))
+
+
 def best_trial_config(study: optuna.Study, recipe: Recipe, storage_name: str, eval_episodes: int) -> str:
     """
     The best trial as a ``zoo_configs`` YAML file: the student's entry with the best alpha and temperature, the study's
     budget and the teacher as an absolute path.
     """
     best = study.best_trial
-    entry: dict[str, Any] = {"teacher": str(resolve_model_path(str(recipe.teacher)).resolve())}
-    entry.update({name: best.params[name] for name in search_space()})
-    entry.update({key: value for key, value in recipe.hyperparams.items() if key not in entry})
-    entry["n_timesteps"] = recipe.n_timesteps
-    # As YAML reads it back: -params values such as tuples become lists
-    entry = json.loads(json.dumps(entry, default=str))
+    entry = zoo_config_entry(recipe, best.params)
     header = (
         f"# Best trial ({best.number}) of Optuna study {study.study_name!r} in {storage_name}: mean return {best.value:.2f} "
         f"over {eval_episodes} deterministic episodes\n# after {recipe.n_timesteps} steps. Train it with\n"

@@ -1,7 +1,7 @@
 """How a study runs: its settings, whose defaults are data (``tuning/study.yml``)."""
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,16 @@ import yaml
 from sb3_distill.config import project_data_dir
 
 STUDY_DEFAULTS_FILE = project_data_dir("tuning") / "study.yml"
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe", "random", "nsga2")
 PRUNERS = ("median", "none")
 # The objective is a mean over at least this many deterministic episodes
 MIN_EVAL_EPISODES = 10
+# What a trial can report: the student's normalized score (maximized), its parameter count or its batch-1 latency in
+# microseconds (minimized); a study optimizes the score alone, or the score and one of the others (its size)
+OBJECTIVES = ("score", "params", "latency")
+OBJECTIVE_DIRECTIONS = {"score": "maximize", "params": "minimize", "latency": "minimize"}
+# --min-score is a normalized score: 1 is the teacher's
+MIN_SCORE_RANGE = (0.0, 2.0)
 
 
 @dataclass
@@ -23,7 +29,7 @@ class StudySettings:
 
     :param n_trials: Trials this worker runs
     :param n_jobs: Trials run at once in this process (threads); -1 for one per CPU core
-    :param sampler: ``tpe`` or ``random``
+    :param sampler: ``tpe``, ``random`` or ``nsga2`` (NSGA-II, for multi-objective studies)
     :param pruner: ``median`` or ``none``
     :param n_startup_trials: Random trials before TPE models the results, finished trials before the pruner prunes
     :param pruner_warmup_fraction: Share of each trial's budget the median pruner leaves alone
@@ -34,6 +40,10 @@ class StudySettings:
     :param grace_period: Seconds without a heartbeat after which a running trial is marked FAIL and retried
     :param max_retry: How many times a trial whose worker died is retried
     :param eval_freq: Environment steps between intermediate evaluations (None: from ``n_evaluations``)
+    :param objectives: ``("score",)``: the mean return of the student of the entry's size (a single-objective study);
+        ``("score", "params")`` or ``("score", "latency")``: a size search, the student's architecture sampled too
+    :param min_score: In a size search, the normalized score the smallest student on the Pareto front must reach to
+        have its config entry written (None: none written)
     """
 
     n_trials: int
@@ -49,6 +59,13 @@ class StudySettings:
     grace_period: int
     max_retry: int
     eval_freq: int | None = None
+    objectives: tuple[str, ...] = ("score",)
+    min_score: float | None = None
+
+    @property
+    def multi_objective(self) -> bool:
+        """A size search: the score and the student's size."""
+        return len(self.objectives) > 1
 
     def __post_init__(self) -> None:
         minimums = dict(
@@ -68,6 +85,23 @@ class StudySettings:
             raise ValueError(f"pruner={self.pruner!r} is not one of {PRUNERS}")
         if not 0.0 <= self.pruner_warmup_fraction < 1.0:
             raise ValueError(f"pruner_warmup_fraction={self.pruner_warmup_fraction!r} must be in [0, 1)")
+        self.objectives = tuple(self.objectives)
+        unknown = [name for name in self.objectives if name not in OBJECTIVES]
+        if unknown:
+            raise ValueError(f"Unknown objectives {unknown}: expected score, or score and one of params, latency")
+        if self.objectives not in (("score",), ("score", "params"), ("score", "latency")):
+            raise ValueError(f"objectives={' '.join(self.objectives)!r}: expected 'score', 'score params' or 'score latency'")
+        if self.min_score is not None:
+            if not self.multi_objective:
+                raise ValueError(
+                    f"min_score={self.min_score!r} picks a student on a Pareto front: it needs a multi-objective study "
+                    "(--objectives score params, or score latency)"
+                )
+            low, high = MIN_SCORE_RANGE
+            if isinstance(self.min_score, bool) or not low < self.min_score <= high:
+                raise ValueError(
+                    f"min_score={self.min_score!r} must be a normalized score in ({low:g}, {high:g}] (1 is the teacher's)"
+                )
         if not isinstance(self.grace_period, int) or self.grace_period <= self.heartbeat_interval:
             raise ValueError(
                 f"grace_period={self.grace_period!r} must be an integer number of seconds > heartbeat_interval="
@@ -79,7 +113,7 @@ def load_study_settings(defaults_file: str | os.PathLike | None = None, **overri
     """
     The study's settings: ``tuning/study.yml`` (or ``defaults_file``), with the values of ``overrides`` that are not None.
 
-    :param defaults_file: YAML file with every field of :class:`StudySettings` but ``eval_freq``
+    :param defaults_file: YAML file with every field of :class:`StudySettings` but those with a default
     :param overrides: Field values that replace the file's
     """
     path = Path(defaults_file) if defaults_file is not None else STUDY_DEFAULTS_FILE
@@ -90,7 +124,8 @@ def load_study_settings(defaults_file: str | os.PathLike | None = None, **overri
     if unknown:
         raise ValueError(f"Unknown study settings {unknown} (from {str(path)!r} or the caller); known: {sorted(names)}")
     settings = {**defaults, **{name: value for name, value in overrides.items() if value is not None}}
-    missing = sorted(names - set(settings) - {"eval_freq"})
+    optional = {field.name for field in fields(StudySettings) if field.default is not MISSING}
+    missing = sorted(names - set(settings) - optional)
     if missing:
         raise ValueError(f"{str(path)!r} lacks the study settings {missing}")
     return StudySettings(**settings)

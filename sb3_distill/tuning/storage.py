@@ -12,10 +12,10 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from sb3_distill.hyperparams_opt import search_space
+from sb3_distill.hyperparams_opt import search_space, size_search_space
 from sb3_distill.recipe import Recipe
 from sb3_distill.teacher import resolve_model_path
-from sb3_distill.tuning.settings import StudySettings
+from sb3_distill.tuning.settings import OBJECTIVE_DIRECTIONS, StudySettings
 
 # Where the objective's settings and the search space are recorded in a study, to check a resumed study against
 OBJECTIVE_ATTR, SEARCH_SPACE_ATTR = "sb3_distill_objective", "sb3_distill_search_space"
@@ -72,12 +72,18 @@ def create_sampler(settings: StudySettings, seed: int | None) -> optuna.samplers
     """The study's sampler, as the Zoo makes them (seeded when ``seed`` is given)."""
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "nsga2":
+        # Generations of twice the startup trials: a short study gets past its random first generation
+        return optuna.samplers.NSGAIISampler(population_size=max(2 * settings.n_startup_trials, 4), seed=seed)
     return optuna.samplers.TPESampler(n_startup_trials=settings.n_startup_trials, seed=seed, multivariate=True)
 
 
 def create_pruner(settings: StudySettings, n_timesteps: int) -> optuna.pruners.BasePruner:
-    """The study's pruner; the median pruner's warm-up is counted in environment steps, as the reports are."""
-    if settings.pruner == "none":
+    """
+    The study's pruner; the median pruner's warm-up is counted in environment steps, as the reports are. Optuna does
+    not prune multi-objective studies (``Trial.report`` refuses them): a size search never prunes.
+    """
+    if settings.pruner == "none" or settings.multi_objective:
         return optuna.pruners.NopPruner()
     return optuna.pruners.MedianPruner(
         n_startup_trials=settings.n_startup_trials, n_warmup_steps=int(n_timesteps * settings.pruner_warmup_fraction)
@@ -99,7 +105,9 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
     content, so workers on other machines may keep it elsewhere.
     """
     ignored = {"teacher", "n_timesteps", "policy", *search_space()}
+    multi_objective = {"objectives": list(settings.objectives)} if settings.multi_objective else {}
     return {
+        **multi_objective,
         "env_id": recipe.env_id,
         "n_timesteps": recipe.n_timesteps,
         "eval_episodes": settings.eval_episodes,
@@ -109,14 +117,33 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
     }
 
 
-def check_search_space(study: optuna.Study, storage_name: str) -> None:
+def study_search_space(settings: StudySettings | None) -> dict[str, optuna.distributions.BaseDistribution]:
     """
-    Fail unless every trial of ``study`` was sampled from :func:`sb3_distill.hyperparams_opt.search_space`.
+    The distributions a study samples: alpha and temperature, and in a size search the student's architecture.
+
+    :param settings: The study's settings (None: a single-objective study)
+    """
+    if settings is not None and settings.multi_objective:
+        return size_search_space()
+    return dict(search_space())
+
+
+def study_directions(settings: StudySettings) -> list[optuna.study.StudyDirection]:
+    """Optuna's directions of a study's objectives, in order."""
+    return [optuna.study.StudyDirection[OBJECTIVE_DIRECTIONS[name].upper()] for name in settings.objectives]
+
+
+def check_search_space(
+    study: optuna.Study, storage_name: str, expected: dict[str, optuna.distributions.BaseDistribution] | None = None
+) -> None:
+    """
+    Fail unless every trial of ``study`` was sampled from the study's search space.
 
     :param study: The loaded study
     :param storage_name: The storage, for the message
+    :param expected: The search space (None: :func:`sb3_distill.hyperparams_opt.search_space`)
     """
-    expected = search_space()
+    expected = expected if expected is not None else study_search_space(None)
     for trial in study.get_trials(deepcopy=False):
         different = {
             name: distribution for name, distribution in trial.distributions.items() if expected.get(name) != distribution
@@ -132,20 +159,31 @@ def check_search_space(study: optuna.Study, storage_name: str) -> None:
             )
 
 
-def check_study(study: optuna.Study, storage_name: str, objective: dict[str, Any]) -> None:
+def check_study(
+    study: optuna.Study, storage_name: str, objective: dict[str, Any], settings: StudySettings | None = None
+) -> None:
     """
-    Fail unless an existing study can be continued: maximized, same search space, same objective. A new study gets
-    the search space and the objective's settings recorded.
+    Fail unless an existing study can be continued: same directions (the score maximized, the size minimized), same
+    search space, same objective. A new study gets the search space and the objective's settings recorded.
 
     :param study: The created or loaded study
     :param storage_name: The storage, for messages
     :param objective: :func:`objective_settings`
+    :param settings: The study's settings, for its objectives and search space (None: a single-objective study)
     """
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise ValueError(f"Study {study.study_name!r} in {storage_name!r} minimizes its objective: pass another --study-name")
-    check_search_space(study, storage_name)
+    expected = study_directions(settings) if settings is not None else [optuna.study.StudyDirection.MAXIMIZE]
+    expected_directions = [direction.name.lower() for direction in expected]
+    directions = [direction.name.lower() for direction in study.directions]
+    if directions != expected_directions:
+        objectives = " ".join(settings.objectives) if settings is not None else "score"
+        raise ValueError(
+            f"Study {study.study_name!r} in {storage_name!r} has the directions {directions}, but --objectives {objectives} "
+            f"needs {expected_directions}: pass another --study-name"
+        )
+    expected_space = study_search_space(settings)
+    check_search_space(study, storage_name, expected_space)
     recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR)
-    space = {name: optuna.distributions.distribution_to_json(distribution) for name, distribution in search_space().items()}
+    space = {name: optuna.distributions.distribution_to_json(distribution) for name, distribution in expected_space.items()}
     if recorded_space is not None and recorded_space != space:
         raise ValueError(
             f"Study {study.study_name!r} in {storage_name!r} was made for another search space ({recorded_space}, "

@@ -1,4 +1,4 @@
-"""Run (or continue) an Optuna study of DistilledDQN's alpha and temperature."""
+"""Run (or continue) an Optuna study of DistilledDQN's alpha and temperature, or a size search (multi-objective)."""
 
 import os
 import warnings
@@ -8,7 +8,17 @@ from typing import Any
 import optuna
 
 from sb3_distill.recipe import DEFAULT_ENV
-from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe, prepare_teacher
+from sb3_distill.recipe import Recipe
+from sb3_distill.teacher import Teacher
+from sb3_distill.tuning.objective import (
+    DistillationObjective,
+    ReferenceReturns,
+    SizeSearchObjective,
+    make_study_recipe,
+    measure_references,
+    prepare_teacher,
+)
+from sb3_distill.tuning.pareto import REFERENCES_ATTR, write_pareto_report
 from sb3_distill.tuning.report import new_report_dir, write_report
 from sb3_distill.tuning.settings import StudySettings, load_study_settings
 from sb3_distill.tuning.storage import (
@@ -19,7 +29,30 @@ from sb3_distill.tuning.storage import (
     objective_settings,
     open_storage,
     storage_display_name,
+    study_directions,
 )
+
+
+def study_references(
+    study: optuna.Study, recipe: Recipe, teacher: Teacher, settings: StudySettings, seed: int, device: str
+) -> ReferenceReturns:
+    """
+    The teacher's and random returns of a size search's normalized score: measured by the study's first run and
+    recorded in the study, read back by resumed runs and other workers (so that all trials share one scale).
+
+    :param study: The size search
+    :param recipe: The student
+    :param teacher: The prepared teacher
+    :param settings: The study's settings (episodes of the means)
+    :param seed: The study's seed
+    :param device: The teacher's device
+    """
+    recorded = study.user_attrs.get(REFERENCES_ATTR)
+    if recorded is not None:
+        return ReferenceReturns(**recorded)
+    references = measure_references(recipe, teacher, settings.eval_episodes, seed, device)
+    study.set_user_attr(REFERENCES_ATTR, references.to_dict())
+    return references
 
 
 def tune(
@@ -36,7 +69,10 @@ def tune(
     device: str = "cpu",
 ) -> tuple[optuna.Study, dict[str, Any]]:
     """
-    Run (or continue) an Optuna study of DistilledDQN's alpha and temperature, then write its report.
+    Run (or continue) an Optuna study of DistilledDQN's alpha and temperature, then write its report. With
+    ``settings.objectives`` ``("score", "params")`` or ``("score", "latency")``, a size search: each trial samples the
+    student's hidden layers too and reports its normalized score and its size; the report is the Pareto front
+    (:func:`sb3_distill.tuning.pareto.write_pareto_report`).
 
     Everything is checked before the first trial: the settings, the student's config entry, the teacher against the
     env, the storage URL, and an existing study's search space and objective.
@@ -70,10 +106,10 @@ def tune(
             storage=open_storage(storage, settings),
             study_name=study_name,
             pruner=create_pruner(settings, recipe.n_timesteps),
-            direction="maximize",
+            directions=study_directions(settings),
             load_if_exists=True,
         )
-        check_study(study, storage_name, objective_settings(recipe, settings))
+        check_study(study, storage_name, objective_settings(recipe, settings), settings)
         n_existing = len(study.get_trials(deepcopy=False))
         if n_existing:
             print(f"Continuing study {study_name!r}: {n_existing} trials so far")
@@ -81,12 +117,25 @@ def tune(
         study.sampler = create_sampler(settings, None if seed is None else seed + n_existing)
         fail_stale_trials(study, settings)
         eval_freq = settings.eval_freq or max(recipe.n_timesteps // settings.n_evaluations, 1)
-        print(
-            f"Study {study_name!r} in {storage_name}: {settings.n_trials} trials of {recipe.n_timesteps:,} steps on {env_id}, "
-            f"teacher {recipe.teacher!r}, sampler {settings.sampler}, pruner {settings.pruner}, evaluations every "
-            f"{eval_freq:,} steps over {settings.eval_episodes} episodes"
-        )
-        objective = DistillationObjective(recipe, teacher_model, eval_freq, settings.eval_episodes, seed or 0, device)
+        objective: DistillationObjective | SizeSearchObjective
+        if settings.multi_objective:
+            references = study_references(study, recipe, teacher_model, settings, seed or 0, device)
+            print(
+                f"Size search {study_name!r} in {storage_name}: {settings.n_trials} trials of {recipe.n_timesteps:,} steps "
+                f"on {env_id}, objectives {' and '.join(settings.objectives)}, teacher {recipe.teacher!r} (return "
+                f"{references.teacher_return:.1f}, random {references.random_return:.1f}), sampler {settings.sampler}, "
+                f"no pruning (Optuna prunes no multi-objective study), final evaluation over {settings.eval_episodes} episodes"
+            )
+            objective = SizeSearchObjective(
+                recipe, teacher_model, references, settings.objectives, settings.eval_episodes, seed or 0, device
+            )
+        else:
+            print(
+                f"Study {study_name!r} in {storage_name}: {settings.n_trials} trials of {recipe.n_timesteps:,} steps on "
+                f"{env_id}, teacher {recipe.teacher!r}, sampler {settings.sampler}, pruner {settings.pruner}, evaluations "
+                f"every {eval_freq:,} steps over {settings.eval_episodes} episodes"
+            )
+            objective = DistillationObjective(recipe, teacher_model, eval_freq, settings.eval_episodes, seed or 0, device)
         try:
             # A trial whose training fails (e.g. a NaN loss) is recorded FAIL with its reason; the study goes on
             study.optimize(
@@ -94,6 +143,8 @@ def tune(
             )
         except KeyboardInterrupt:
             print("Interrupted: the running trials are recorded FAIL; run the same command to continue the study")
-        summary = write_report(study, recipe, settings, storage_name, new_report_dir(settings.log_folder, study_name))
-    print(f"See the study live: optuna-dashboard {storage_name}")
+        print(f"See the study live: optuna-dashboard {storage_name}")
+        report = write_pareto_report if settings.multi_objective else write_report
+        # A --min-score no trial reaches raises here, after the report is written (the study is kept)
+        summary = report(study, recipe, settings, storage_name, new_report_dir(settings.log_folder, study_name))
     return study, summary
