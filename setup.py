@@ -47,7 +47,19 @@ extras = {
     # sb3-distill export: torch.onnx.export's default (torch.export-based) exporter needs onnxscript; onnxruntime runs
     # the check and the timing. The versions tested with torch 2.13
     "export": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.32"],
-    "tests": ["pytest", "pandas", "tensorboard", "ruff", "mypy", "types-PyYAML", "psycopg[binary]", "psycopg2-binary"],
+    # MinAtar's games (MinAtar/Breakout-v1, ...) for sb3_distill.minatar; version 1.0.15 tested
+    "minatar": ["minatar>=1.0.15"],
+    "tests": [
+        "pytest",
+        "pandas",
+        "tensorboard",
+        "ruff",
+        "mypy",
+        "types-PyYAML",
+        "psycopg[binary]",
+        "psycopg2-binary",
+        "minatar>=1.0.15",
+    ],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})
 

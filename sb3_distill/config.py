@@ -34,10 +34,10 @@ def shipped_teacher(env_id: str) -> Path:
     The teacher zip that ships with the package for an env, e.g. ``shipped_teacher("CartPole-v1")``: found in a
     source checkout (and an editable install) as in a regular install. Give it as ``DistilledDQN(teacher=...)``.
 
-    :param env_id: The env id (``CartPole-v1``)
-    :return: The path of ``zoo_configs/teachers/<env_id>_dqn.zip``
+    :param env_id: The env id (``CartPole-v1``; ``MinAtar/Breakout-v1`` is filed as ``MinAtar-Breakout-v1``)
+    :return: The path of ``zoo_configs/teachers/<env_id>_dqn.zip``, ``/`` in the id written ``-`` as in the Zoo's file names
     """
-    path = zoo_configs_dir() / "teachers" / f"{env_id}_dqn.zip"
+    path = zoo_configs_dir() / "teachers" / f"{env_id.replace('/', '-')}_dqn.zip"
     if not path.is_file():
         raise ValueError(
             f"No teacher ships for env {env_id!r} (no {str(path)!r}); the envs with a shipped teacher are "

@@ -47,6 +47,10 @@ def check_env_id(env_id: str) -> None:
 
     :param env_id: The env id, e.g. ``CartPole-v1``
     """
+    if env_id.startswith("MinAtar/"):
+        from sb3_distill.minatar import register_minatar_envs  # lazily: only MinAtar runs import minatar
+
+        register_minatar_envs()
     registry = gym.envs.registry
     if env_id in registry:
         return

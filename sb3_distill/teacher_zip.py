@@ -54,6 +54,11 @@ _ACTIVATIONS = frozenset({"ReLU", "Tanh", "ELU", "LeakyReLU", "SELU", "SiLU", "G
 _ACTIVATION_MODULES = ("torch.nn.modules.activation.", "torch.nn.")
 _FEATURES_EXTRACTORS = frozenset({"NatureCNN", "FlattenExtractor", "CombinedExtractor"})
 _FEATURES_EXTRACTOR_MODULE = "stable_baselines3.common.torch_layers."
+# SB3's extractors, and the project's own, whose settings are plain integers (features_extractor_kwargs) like SB3's
+_FEATURES_EXTRACTORS_BY_MODULE = {
+    _FEATURES_EXTRACTOR_MODULE: _FEATURES_EXTRACTORS,
+    "sb3_distill.minatar.": frozenset({"MinAtarCNN"}),
+}
 # Settings passed on as they are (JSON values); the optimizer's settings do not change the network
 _PLAIN_SETTINGS = frozenset(
     {"net_arch", "normalize_images", "share_features_extractor", "ortho_init", "n_quantiles", "features_extractor_kwargs"}
@@ -223,7 +228,11 @@ def _policy_kwargs(data: dict[str, Any], n_weights: int) -> dict[str, Any]:
         if key == "activation_fn":
             kwargs[key] = _allowed_class(value, _ACTIVATION_MODULES, _ACTIVATIONS, "policy_kwargs['activation_fn']")
         elif key == "features_extractor_class":
-            kwargs[key] = _allowed_class(value, (_FEATURES_EXTRACTOR_MODULE,), _FEATURES_EXTRACTORS, f"policy_kwargs[{key!r}]")
+            extractors = _FEATURES_EXTRACTORS_BY_MODULE
+            module = next(
+                (name for name in extractors if str(value).startswith(f"<class '{name}")), _FEATURES_EXTRACTOR_MODULE
+            )
+            kwargs[key] = _allowed_class(value, (module,), extractors[module], f"policy_kwargs[{key!r}]")
         elif key in _PLAIN_SETTINGS and not isinstance(value, str):
             kwargs[key] = value
         elif key not in _TRAINING_SETTINGS:
