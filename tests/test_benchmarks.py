@@ -1,6 +1,7 @@
 """Each benchmark's --smoke mode, run as a user runs it (a subprocess each: slow), so the scripts keep working."""
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -94,3 +95,26 @@ def test_teacher_kinds_smoke(tmp_path):
         low, high = result["iqm_ci95"]
         assert low <= result["iqm_normalized"] <= high and result["n_seeds"] == 2
     assert "IQM score [95% CI]" in output
+
+
+def test_size_search_smoke(tmp_path):
+    output = run_smoke("size_search.py", tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    points = read_csv(tmp_path / "points.csv")
+    # Every point of the study's Pareto front, re-evaluated over the smoke run's 2 seeds, each run on file
+    assert points and {row["env_id"] for row in points} == {"CartPole-v1"}
+    for row in points:
+        net_arch = [int(width) for width in row["net_arch"].split()]
+        sizes = [4, *net_arch, 2]
+        assert int(row["parameters"]) == sum(a * b + b for a, b in itertools.pairwise(sizes))
+        assert float(row["teacher_share"]) == pytest.approx(int(row["parameters"]) / 67_586)
+        assert float(row["ci_low"]) <= float(row["iqm"]) <= float(row["ci_high"])
+        assert len(row["scores"].split()) == 2
+        for seed in (0, 1):
+            assert (tmp_path / "runs" / "CartPole-v1" / f"trial_{row['trial']}_seed_{seed}.json").is_file()
+    assert len(summary["smallest"]) == 1 and summary["seeds"] == 2
+    assert (tmp_path / "pareto_fronts.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "CartPole-v1: 3 trials" in output
+    # A rerun skips the finished study and runs: no new trial, the same points
+    rerun = run_smoke("size_search.py", tmp_path)
+    assert "CartPole-v1: 3 trials" in rerun and read_csv(tmp_path / "points.csv") == points
