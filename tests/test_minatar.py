@@ -14,6 +14,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 
 pytest.importorskip("minatar")
 
+from sb3_distill.config import shipped_teacher
 from sb3_distill.distilled_dqn import DistilledDQN
 from sb3_distill.minatar import MinAtarCNN, MinAtarMissingError
 from sb3_distill.recipe import make_recipe
@@ -148,3 +149,15 @@ def test_configured_students_have_rusus_share_of_their_teachers_parameters(
     # The path of a teacher that exists: the recipe checks it, the share does not depend on it
     student_parameters = parameters("distilled_dqn", conf_file=conf_file, teacher=breakout_teacher)
     assert student_parameters / teacher_parameters == pytest.approx(share, abs=0.005)
+
+
+def test_the_shipped_breakout_teacher_is_the_entrys_teacher_and_loads_safely():
+    shipped = shipped_teacher(BREAKOUT)
+    assert shipped.name == "MinAtar-Breakout-v1_dqn.zip"
+    # The student entry names teachers/{env_id}_dqn.zip: the Zoo's file name of the env
+    recipe = make_recipe(BREAKOUT, hyperparams=TINY, n_timesteps=200)
+    assert recipe.teacher is not None and Path(recipe.teacher) == shipped.resolve()
+    teacher = read_teacher_zip(shipped)
+    env = recipe.make_env(seed=0, n_envs=1)
+    assert teacher.observation_space == env.observation_space and teacher.action_space == env.action_space
+    assert isinstance(teacher.policy.q_net.features_extractor, MinAtarCNN)  # type: ignore[attr-defined]
