@@ -1,22 +1,33 @@
 """
-Sample efficiency and compression, measured side by side in one run.
+Sample efficiency and compression: DQN from scratch against the distilled students (QDagger's options), side by side.
 
-For each env, over several seeds: the distilled student (zoo_configs/distilled_dqn.yml), DQN from scratch with
-the same student network and settings, and DQN from scratch with the teacher's network and the Zoo's settings
-(zoo_configs/dqn.yml). Every agent is evaluated every few thousand steps. Prints a table per env and writes
-results.csv, curves.csv, learning_curves.png and summary.json to --output-dir.
+Arms, per env and seed: DQN from scratch with the student's network and settings, DQN from scratch with the teacher's
+network and the Zoo's settings (zoo_configs/dqn.yml), and the student of zoo_configs/distilled_dqn.yml with its
+constant alpha, with QDagger's performance-based alpha (``alpha="performance"``, ``alpha_0`` = the entry's alpha), and
+with the performance-based alpha after an offline phase (the teacher's transitions: 10% of the student's budget, and
+as many gradient steps). Every agent is evaluated every ``EVAL_FREQ[env]`` steps (10 deterministic episodes) and
+once at the end over 20 deterministic episodes (the final score).
 
-Scores are normalized between a random policy (0) and the teacher (1): "95% of the teacher's return" means
-random + 0.95 * (teacher - random), which also makes sense for negative returns (Acrobot, LunarLander).
+Scores are normalized between a random policy (0) and the teacher (1), both measured once per env and output
+folder (references.json): "95% of the teacher" means random + 0.95 * (teacher - random), also for negative returns.
+Aggregates use rliable: interquartile mean (IQM) with 95% stratified bootstrap confidence intervals, per env and
+over envs; IQM curves with CI bands; performance profiles of the final scores.
 
-    python benchmarks/sample_efficiency.py                      # full run (hours on a 2-core CPU)
-    python benchmarks/sample_efficiency.py --smoke              # seconds: checks the script works
+Each (env, arm, seed) run writes runs/<env>/<arm>_seed<seed>.json as it finishes: a rerun skips finished runs and
+only aggregates, so the full run (hours on a 2-core CPU) can be done in pieces (--envs, --arms).
+
+    python benchmarks/sample_efficiency.py                                  # every env and arm, 10 seeds
+    python benchmarks/sample_efficiency.py --envs CartPole-v1 --arms "distilled, constant alpha"
+    python benchmarks/sample_efficiency.py --loss-variants                  # kl / mse / nll on Acrobot-v1, 5 seeds
+    python benchmarks/sample_efficiency.py --smoke                          # seconds: checks the script works
 """
 
 import json
+import math
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +37,9 @@ if __package__ in (None, ""):  # run as `python benchmarks/sample_efficiency.py`
 import numpy as np
 import torch as th
 from matplotlib.figure import Figure
+from scipy import stats
 
 from benchmarks.common import (
-    DISTILLED,
-    METHODS,
     SCRATCH_STUDENT,
     SCRATCH_TEACHER,
     base_parser,
@@ -41,210 +51,419 @@ from benchmarks.common import (
     write_csv,
     write_json,
 )
+from sb3_distill.recipe import make_recipe
 from sb3_distill.report import count_parameters, normalized_score
 
-DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
+CONSTANT = "distilled, constant alpha"
+PERFORMANCE = "distilled, performance alpha"
+OFFLINE = "distilled, performance alpha + offline"
+SCRATCH_ARMS = (SCRATCH_STUDENT, SCRATCH_TEACHER)
+ARMS = (*SCRATCH_ARMS, CONSTANT, PERFORMANCE, OFFLINE)
+# The separate comparison of the distillation losses (constant alpha, the config's settings otherwise)
+LOSS_ARMS = {"distilled, kl loss": "kl", "distilled, mse loss": "mse", "distilled, nll loss": "nll"}
+LOSS_ENV, LOSS_SEEDS = "Acrobot-v1", 5
+
+DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0")
 # Evaluation period per env (environment steps)
-EVAL_FREQ = {"CartPole-v1": 1_000, "Acrobot-v1": 2_000, "LunarLander-v3": 4_000}
+EVAL_FREQ = {"CartPole-v1": 1_000, "Acrobot-v1": 2_000, "LunarLander-v3": 4_000, "MountainCar-v0": 2_000}
+# Share of the student's budget the teacher acts for in the offline phase; as many offline gradient steps
+OFFLINE_SHARE = 0.1
+REACH = 0.95
 SMOKE_OVERRIDES = {"learning_starts": 50, "buffer_size": 1_000, "train_freq": 4, "gradient_steps": 1, "batch_size": 16}
+BOOTSTRAP_REPS = 2_000
 
 
-def run_one(env_id: str, method: str, seed: int, budget: int | None, eval_freq: int, eval_episodes: int,
-            overrides: dict[str, Any], record: Path) -> dict[str, Any]:  # fmt: skip
-    """Train one agent, evaluating it every ``eval_freq`` steps; the record is saved so a rerun can skip it."""
-    if record.exists():
-        return json.loads(record.read_text())
+def build_arm(
+    arm: str, env_id: str, seed: int, budget: int | None, overrides: dict[str, Any], reference: dict[str, Any]
+) -> tuple[Any, int]:
+    """
+    The arm's agent with the project's settings.
+
+    :param arm: One of ``ARMS`` or ``LOSS_ARMS``
+    :param env_id: Gymnasium env id
+    :param seed: Random seed
+    :param budget: Environment steps of the run (None: the configured budget)
+    :param overrides: Hyperparameters replacing the configured ones (smoke runs)
+    :param reference: The env's measured teacher and random returns (the performance-based alpha's scale)
+    :return: (the model, its budget in environment steps)
+    """
+    if arm in SCRATCH_ARMS:
+        model, configured = build_agent(arm, env_id, seed, overrides)
+        return model, budget or configured
+    recipe = make_recipe(env_id, hyperparams=overrides)
+    budget = budget or recipe.n_timesteps
+    kwargs: dict[str, Any] = {}
+    if arm in LOSS_ARMS:
+        kwargs["distill_loss"] = LOSS_ARMS[arm]
+    elif arm in (PERFORMANCE, OFFLINE):
+        configured_alpha = recipe.model_kwargs.get("alpha", 1.0)
+        kwargs.update(
+            alpha="performance",
+            # The entry's constant weight as the starting weight: the arms differ only by its decay
+            alpha_0=float(configured_alpha) if isinstance(configured_alpha, int | float) else 1.0,
+            teacher_return=reference["teacher_return"],
+            random_return=reference["random_return"],
+        )
+        if arm == OFFLINE:
+            transitions = math.ceil(OFFLINE_SHARE * budget)
+            kwargs.update(offline_transitions=transitions, offline_gradient_steps=transitions)
+    elif arm != CONSTANT:
+        raise ValueError(f"arm={arm!r}, expected one of {ARMS + tuple(LOSS_ARMS)}")
+    return recipe.make_model(recipe.make_env(seed), seed=seed, **kwargs), budget
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """
+    Train one agent, evaluating it every ``eval_freq`` steps and at the end; the record is written as it finishes.
+
+    Wall-clock seconds count training only (the offline phase included), not the evaluations.
+    """
     th.set_num_threads(1)
-    model, configured_budget = build_agent(method, env_id, seed, overrides)
-    budget = budget or configured_budget
-    timesteps, returns = [0], [mean_return(model, env_id, eval_episodes, seed + 10_000)[0]]
-    start = time.perf_counter()
+    env_id, arm, seed = job["env_id"], job["arm"], job["seed"]
+    model, budget = build_arm(arm, env_id, seed, job["budget"], job["overrides"], job["reference"])
+    train_seconds = 0.0
+    if hasattr(model, "run_offline_phase"):
+        start = time.perf_counter()
+        # Before the first evaluation: step 0 shows what the offline phase alone gives
+        model.run_offline_phase()
+        train_seconds += time.perf_counter() - start
+    eval_seed = seed + 10_000
+    timesteps, returns, seconds = [0], [mean_return(model, env_id, job["eval_episodes"], eval_seed)[0]], [train_seconds]
     while model.num_timesteps < budget:
-        model.learn(min(eval_freq, budget - model.num_timesteps), reset_num_timesteps=False)
+        start = time.perf_counter()
+        model.learn(min(job["eval_freq"], budget - model.num_timesteps), reset_num_timesteps=False)
+        train_seconds += time.perf_counter() - start
         timesteps.append(model.num_timesteps)
-        returns.append(mean_return(model, env_id, eval_episodes, seed + 10_000)[0])
+        returns.append(mean_return(model, env_id, job["eval_episodes"], eval_seed)[0])
+        seconds.append(round(train_seconds, 2))
+    final_mean, final_std = mean_return(model, env_id, job["final_episodes"], seed + 20_000)
     result = {
         "env_id": env_id,
-        "method": method,
+        "arm": arm,
         "seed": seed,
         "parameters": count_parameters(model.q_net),
+        "budget": budget,
         "timesteps": timesteps,
         "returns": returns,
-        "seconds": round(time.perf_counter() - start, 1),
+        "train_seconds": seconds,
+        "final_return": final_mean,
+        "final_return_std": final_std,
+        "final_episodes": job["final_episodes"],
+        "teacher_transitions": int(getattr(model, "teacher_transitions", 0)),
     }
-    write_json(result, record)
+    write_json(result, Path(job["record"]))
     return result
 
 
-def steps_to_reach(result: dict[str, Any], threshold: float) -> float:
-    """First evaluated step at which the mean return reached ``threshold`` (inf if never)."""
-    for step, value in zip(result["timesteps"], result["returns"], strict=True):
-        if value >= threshold:
-            return float(step)
-    return float("inf")
+def record_path(runs_dir: Path, env_id: str, arm: str, seed: int) -> Path:
+    return runs_dir / env_id / f"{arm.replace(' ', '_').replace(',', '').replace('+', 'plus')}_seed{seed}.json"
 
 
-def summarize(env_id: str, reference: dict[str, Any], results: list[dict[str, Any]], reach: float) -> list[dict[str, Any]]:
+def derive(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Normalized figures of one run: final score, curve, first evaluated step and seconds at 95% of the teacher."""
     teacher, random = reference["teacher_return"], reference["random_return"]
-    threshold = random + reach * (teacher - random)
+    curve = [normalized_score(value, teacher, random) for value in result["returns"]]
+    reached = next((index for index, score in enumerate(curve) if score >= REACH), None)
+    return {
+        "env_id": result["env_id"],
+        "arm": result["arm"],
+        "seed": result["seed"],
+        "parameters": result["parameters"],
+        "budget": result["budget"],
+        "final_return": result["final_return"],
+        "final_score": normalized_score(result["final_return"], teacher, random),
+        "reached_95": reached is not None,
+        # Not reached: the budget, a lower bound (the summaries count the seeds that reached it)
+        "steps_to_95": result["timesteps"][reached] if reached is not None else result["budget"],
+        "seconds_to_95": result["train_seconds"][reached] if reached is not None else result["train_seconds"][-1],
+        "train_seconds": result["train_seconds"][-1],
+        "teacher_transitions": result["teacher_transitions"],
+        "curve": curve,
+    }
+
+
+def iqm_ci(scores: np.ndarray) -> tuple[float, float, float]:
+    """
+    rliable's IQM of the scores with its 95% stratified bootstrap confidence interval.
+
+    :param scores: One per run (1-D), or ``(runs, tasks)``: the bootstrap resamples runs within each task
+    :return: (IQM, CI low, CI high)
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    matrix = scores.reshape(-1, 1) if scores.ndim == 1 else scores
+    point, interval = rly.get_interval_estimates(
+        {"arm": matrix},
+        lambda runs: np.array([metrics.aggregate_iqm(runs)]),
+        reps=BOOTSTRAP_REPS,
+        random_state=np.random.RandomState(0),
+    )
+    return float(point["arm"][0]), float(interval["arm"][0, 0]), float(interval["arm"][1, 0])
+
+
+def fmt_ci(value: float | None, low: float | None = None, high: float | None = None, spec: str = ".2f") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]" if low is not None else f"{value:{spec}}"
+
+
+def summarize(env_id: str, arms: list[str], runs: list[dict[str, Any]], teacher_parameters: int) -> list[dict[str, Any]]:
+    """One row per arm with runs: final score IQM and CI, steps and seconds to 95% of the teacher, ratios to scratch."""
+    by_arm = {arm: [run for run in runs if run["arm"] == arm] for arm in arms}
+    by_arm = {arm: arm_runs for arm, arm_runs in by_arm.items() if arm_runs}
+    # The best scratch arm: fewest steps to 95% (IQM over seeds, unreached seeds counted at their budget)
+    scratch = {arm: iqm_ci(np.array([run["steps_to_95"] for run in by_arm[arm]], dtype=float)) for arm in SCRATCH_ARMS
+               if arm in by_arm}  # fmt: skip
+    best_scratch = min(scratch, key=lambda arm: scratch[arm][0]) if scratch else None
     rows = []
-    for method in METHODS:
-        runs = [result for result in results if result["method"] == method]
-        if not runs:
-            continue
-        finals = np.array([run["returns"][-1] for run in runs])
-        steps = np.array([steps_to_reach(run, threshold) for run in runs])
-        median_steps = float(np.median(steps))
-        rows.append({
+    for arm, arm_runs in by_arm.items():
+        steps = np.array([run["steps_to_95"] for run in arm_runs], dtype=float)
+        seconds = np.array([run["seconds_to_95"] for run in arm_runs], dtype=float)
+        final = iqm_ci(np.array([run["final_score"] for run in arm_runs]))
+        row: dict[str, Any] = {
             "env_id": env_id,
-            "method": method,
-            "parameters": runs[0]["parameters"],
-            "parameter_ratio": runs[0]["parameters"] / reference["teacher_parameters"],
-            "budget": max(run["timesteps"][-1] for run in runs),
-            "seeds": len(runs),
-            "final_return_mean": float(finals.mean()),
-            "final_return_std": float(finals.std()),
-            "final_score_pct": 100 * normalized_score(float(finals.mean()), teacher, random),
-            f"median_steps_to_{round(100 * reach)}pct": median_steps,
-            "seeds_reached": int(np.isfinite(steps).sum()),
-            "teacher_return": teacher,
-            "random_return": random,
-        })  # fmt: skip
+            "arm": arm,
+            "seeds": len(arm_runs),
+            "parameters": arm_runs[0]["parameters"],
+            "parameter_ratio": arm_runs[0]["parameters"] / teacher_parameters,
+            "budget": arm_runs[0]["budget"],
+            "final_score_iqm": final[0],
+            "final_score_ci_low": final[1],
+            "final_score_ci_high": final[2],
+            "final_return_mean": float(np.mean([run["final_return"] for run in arm_runs])),
+            "seeds_reached_95": int(sum(run["reached_95"] for run in arm_runs)),
+            "steps_to_95_iqm": iqm_ci(steps)[0],
+            "seconds_to_95_iqm": iqm_ci(seconds)[0],
+            "teacher_transitions": int(np.mean([run["teacher_transitions"] for run in arm_runs])),
+            "best_scratch_arm": best_scratch or "n/a",
+        }
+        for key, values in (("steps", steps), ("seconds", seconds)):
+            if best_scratch is None:
+                ratio: tuple[float | None, ...] = (None, None, None)
+            else:
+                baseline = iqm_ci(np.array([run[f"{key}_to_95"] for run in by_arm[best_scratch]], dtype=float))[0]
+                ratio = iqm_ci(values / baseline) if baseline > 0 else (None, None, None)
+            row[f"{key}_ratio_iqm"], row[f"{key}_ratio_ci_low"], row[f"{key}_ratio_ci_high"] = ratio
+        rows.append(row)
     return rows
 
 
-def format_table(env_id: str, reference: dict[str, Any], rows: list[dict[str, Any]], reach: float) -> str:
-    key = f"median_steps_to_{round(100 * reach)}pct"
+def summarize_over_envs(env_ids: list[str], arms: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Final-score IQM over envs (runs x envs, the bootstrap stratified by env), on the seeds every env has."""
+    rows = []
+    for arm in arms:
+        per_env = [[run["final_score"] for run in runs if run["arm"] == arm and run["env_id"] == env_id] for env_id in env_ids]
+        per_env = [scores for scores in per_env if scores]
+        if len(per_env) < 2:
+            continue
+        n_seeds = min(len(scores) for scores in per_env)
+        matrix = np.array([scores[:n_seeds] for scores in per_env]).T
+        iqm, low, high = iqm_ci(matrix)
+        rows.append({"env_id": f"all ({len(per_env)} envs)", "arm": arm, "seeds": n_seeds, "final_score_iqm": iqm,
+                     "final_score_ci_low": low, "final_score_ci_high": high})  # fmt: skip
+    return rows
+
+
+def format_table(env_id: str, reference: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = [
         f"{env_id}: teacher {reference['teacher_parameters']:,} parameters, return {reference['teacher_return']:.1f}"
         f" +/- {reference['teacher_std']:.1f}; random policy {reference['random_return']:.1f}",
-        f"{'method':<27}{'params':>8}{'ratio':>8}{'budget':>9}{'final return':>16}{'% teacher':>11}"
-        f"{f'median steps to {round(100 * reach)}%':>24}{'reached':>9}",
+        f"{'arm':<40}{'params':>8}{'budget':>8}{'final score IQM [95% CI]':>27}{'steps to 95%':>14}{'reached':>9}"
+        f"{'s to 95%':>10}{'teacher tr.':>12}{'steps ratio vs scratch':>28}",
     ]
     for row in rows:
-        steps = f"{row[key]:,.0f}" if np.isfinite(row[key]) else f"not reached (>{row['budget']:,})"
+        ratio = fmt_ci(row["steps_ratio_iqm"], row["steps_ratio_ci_low"], row["steps_ratio_ci_high"], ".3f")
         lines.append(
-            f"{row['method']:<27}{row['parameters']:>8,}{row['parameter_ratio']:>8.2%}{row['budget']:>9,}"
-            f"{row['final_return_mean']:>9.1f} +/-{row['final_return_std']:>5.1f}{row['final_score_pct']:>10.1f}%"
-            f"{steps:>24}{row['seeds_reached']:>5}/{row['seeds']}"
+            f"{row['arm']:<40}{row['parameters']:>8,}{row['budget']:>8,}"
+            f"{fmt_ci(row['final_score_iqm'], row['final_score_ci_low'], row['final_score_ci_high']):>27}"
+            f"{row['steps_to_95_iqm']:>14,.0f}{row['seeds_reached_95']:>5}/{row['seeds']:<3}{row['seconds_to_95_iqm']:>10.1f}"
+            f"{row['teacher_transitions']:>12,}{ratio:>28}"
         )
     return "\n".join(lines)
 
 
-def goals(env_id: str, reference: dict[str, Any], results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's goals, checked on this run's figures."""
-    by_method = {row["method"]: row for row in rows}
-    if DISTILLED not in by_method:
-        return []
-    student = by_method[DISTILLED]
-    teacher, random = reference["teacher_return"], reference["random_return"]
-    if env_id == "CartPole-v1":
-        threshold = random + 0.975 * (teacher - random)
-        students = [result for result in results if result["method"] == DISTILLED]
-        within = sum(steps_to_reach(result, threshold) <= 10_000 for result in students)
-        met = student["parameter_ratio"] <= 0.01 and within >= 4 and len(students) >= 5
-        return [
-            f"goal CartPole-v1: student with <= 1% of the parameters ({student['parameter_ratio']:.2%}) reaches >= 97.5% "
-            f"of the teacher's return within 10k steps in >= 4 of 5 seeds: {within}/{len(students)} seeds -> "
-            f"{'MET' if met else 'NOT MET'}"
-        ]
-    key = "median_steps_to_95pct"
-    baselines = [by_method[method][key] for method in (SCRATCH_STUDENT, SCRATCH_TEACHER) if method in by_method]
-    if not baselines:
-        return []
-    fastest_baseline = min(baselines)
-    ratio = student[key] / fastest_baseline if np.isfinite(fastest_baseline) else 0.0
-    bound = (
-        ""
-        if np.isfinite(fastest_baseline)
-        else f" (baselines did not reach it within their budgets; ratio < {student[key] / max(r['budget'] for r in rows):.2f})"
+def iqm_curve(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IQM per evaluation of ``(runs, evaluations)`` normalized scores, and its 95% stratified bootstrap CIs."""
+    from rliable import library as rly
+
+    point, interval = rly.get_interval_estimates(
+        {"arm": curves[:, None, :]},
+        # IQM over runs at each evaluation (rliable's aggregate_iqm, vectorised over evaluations)
+        lambda scores: stats.trim_mean(scores.reshape(-1, scores.shape[-1]), proportiontocut=0.25, axis=0),
+        reps=BOOTSTRAP_REPS // 4,
+        random_state=np.random.RandomState(0),
     )
-    met = student["parameter_ratio"] <= 0.10 and np.isfinite(student[key]) and ratio <= 0.2
-    return [
-        f"goal {env_id}: student with <= 10% of the parameters ({student['parameter_ratio']:.2%}) reaches 95% of the "
-        f"teacher's return in <= 1/5 of the steps the from-scratch baselines need: student {student[key]:,.0f} vs "
-        f"fastest baseline {fastest_baseline:,.0f} steps, ratio {ratio:.2f}{bound} -> {'MET' if met else 'NOT MET'}"
-    ]
+    return point["arm"], interval["arm"]
 
 
-def plot(env_ids: list[str], references: dict[str, dict], results: list[dict[str, Any]], path: Path) -> None:
+def plot_curves(
+    env_ids: list[str], arms: list[str], runs: list[dict[str, Any]], results: dict[tuple, dict], path: Path
+) -> None:
+    """IQM of the normalized score against environment steps, with 95% CI bands, one panel per env."""
     figure = Figure(figsize=(5.5 * len(env_ids), 4))
     axes = figure.subplots(1, len(env_ids), squeeze=False)
     for axis, env_id in zip(axes[0], env_ids, strict=True):
-        for method in METHODS:
-            runs = [result for result in results if result["env_id"] == env_id and result["method"] == method]
-            if not runs:
+        for arm in arms:
+            arm_runs = [run for run in runs if run["env_id"] == env_id and run["arm"] == arm]
+            if not arm_runs:
                 continue
-            length = min(len(run["returns"]) for run in runs)
-            steps = np.array(runs[0]["timesteps"][:length])
-            returns = np.array([run["returns"][:length] for run in runs])
-            mean = returns.mean(axis=0)
-            # 95% confidence band of the mean over seeds (normal approximation)
-            half_width = 1.96 * returns.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros_like(mean)
-            axis.plot(steps, mean, label=f"{method} ({runs[0]['parameters']:,} params)")
-            axis.fill_between(steps, mean - half_width, mean + half_width, alpha=0.2)
-        axis.axhline(references[env_id]["teacher_return"], color="black", linestyle="--", label="teacher")
+            length = min(len(run["curve"]) for run in arm_runs)
+            steps = np.array(results[(env_id, arm, arm_runs[0]["seed"])]["timesteps"][:length])
+            point, interval = iqm_curve(np.array([run["curve"][:length] for run in arm_runs]))
+            axis.plot(steps, point, label=f"{arm} ({arm_runs[0]['parameters']:,} params)")
+            axis.fill_between(steps, interval[0], interval[1], alpha=0.2)
+        axis.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="teacher")
+        axis.axhline(REACH, color="gray", linestyle=":", linewidth=0.8, label=f"{REACH:.0%} of the teacher")
         axis.set_xlim(left=0)
         axis.set_title(env_id)
-        axis.set_xlabel("environment steps")
-        axis.set_ylabel("mean evaluation return")
+        axis.set_xlabel("environment steps (online)")
+        axis.set_ylabel("normalized score, IQM over seeds")
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 
 
+def plot_performance_profile(env_ids: list[str], arms: list[str], runs: list[dict[str, Any]], path: Path) -> None:
+    """rliable's performance profiles of the final normalized scores (runs x envs), drawn from its arrays."""
+    from rliable import library as rly
+
+    score_dict = {}
+    for arm in arms:
+        per_env = [[run["final_score"] for run in runs if run["arm"] == arm and run["env_id"] == env_id] for env_id in env_ids]
+        per_env = [scores for scores in per_env if scores]
+        if per_env:
+            n_seeds = min(len(scores) for scores in per_env)
+            score_dict[arm] = np.array([scores[:n_seeds] for scores in per_env]).T
+    taus = np.linspace(0.0, 1.25, 126)
+    # create_performance_profile takes no random_state: its bootstrap draws from NumPy's global generator
+    np.random.seed(0)
+    profiles, profile_cis = rly.create_performance_profile(score_dict, taus, reps=BOOTSTRAP_REPS // 4)
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
+    for arm, profile in profiles.items():
+        axis.plot(taus, profile, label=arm)
+        axis.fill_between(taus, profile_cis[arm][0], profile_cis[arm][1], alpha=0.2)
+    axis.set_xlabel(r"normalized score $\tau$")
+    axis.set_ylabel(r"fraction of runs with score > $\tau$")
+    axis.set_title(f"Performance profiles ({', '.join(env_ids)})", fontsize=9)
+    axis.set_ylim(0, 1.02)
+    axis.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def load_references(env_ids: list[str], n_episodes: int, path: Path) -> dict[str, dict[str, Any]]:
+    """Teacher and random returns per env, measured once per output folder and read back afterwards."""
+    references = json.loads(path.read_text()) if path.exists() else {}
+    missing = [env_id for env_id in env_ids if env_id not in references]
+    for env_id in missing:
+        references[env_id] = {**reference_returns(env_id, n_episodes, 123), "episodes": n_episodes}
+    if missing:
+        write_json(references, path)
+    return references
+
+
+def run_all(jobs: list[dict[str, Any]], n_jobs: int, log: Callable[[str], None]) -> dict[tuple, dict[str, Any]]:
+    """Run the jobs without a record (in parallel), read the others back; results by (env, arm, seed)."""
+    results, todo = {}, []
+    for job in jobs:
+        record = Path(job["record"])
+        if record.exists():
+            results[(job["env_id"], job["arm"], job["seed"])] = json.loads(record.read_text())
+        else:
+            todo.append(job)
+    log(f"{len(jobs)} runs: {len(todo)} to train ({n_jobs} at a time), {len(jobs) - len(todo)} read back")
+    with ProcessPoolExecutor(max_workers=n_jobs) as executor:
+        futures = {executor.submit(run_one, job): job for job in todo}
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            results[(result["env_id"], result["arm"], result["seed"])] = result
+            log(f"  [{done}/{len(todo)}] {result['env_id']} / {result['arm']} / seed {result['seed']}: final return "
+                f"{result['final_return']:.1f}, {result['train_seconds'][-1]:.0f} s")  # fmt: skip
+    return results
+
+
 def main() -> None:
-    parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/sample_efficiency")
-    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
-    parser.add_argument("--seeds", type=int, default=5, help="Seeds per env and method (default: %(default)s)")
+    parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/sample_efficiency_v2")
+    parser.add_argument("--envs", nargs="+", default=None, help=f"Envs (default: {' '.join(DEFAULT_ENVS)})")
+    parser.add_argument("--arms", nargs="+", default=None, help=f"A subset of the arms (default: all): {ARMS}")
+    parser.add_argument("--seeds", type=int, default=None, help="Seeds per env and arm (default: 10; --loss-variants: 5)")
+    parser.add_argument(
+        "--loss-variants",
+        action="store_true",
+        help=f"Compare distill_loss kl / mse / nll on {LOSS_ENV} (constant alpha), in <output-dir>/loss_variants",
+    )
     parser.add_argument("--eval-episodes", type=int, default=10, help="Episodes per evaluation (default: %(default)s)")
+    parser.add_argument(
+        "--final-episodes", type=int, default=20, help="Episodes of the final evaluation (default: %(default)s)"
+    )
     parser.add_argument("--baseline-steps", type=int, default=None, help="Budget of the from-scratch runs (default: Zoo's)")
     parser.add_argument("--student-steps", type=int, default=None, help="Budget of the students (default: config's)")
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
     args = parser.parse_args()
+    all_arms = list(LOSS_ARMS) if args.loss_variants else list(ARMS)
+    arms = args.arms or all_arms
+    unknown = [arm for arm in arms if arm not in all_arms]
+    if unknown:
+        parser.error(f"unknown arms {unknown}: choose among {all_arms}")
+    envs = args.envs or ([LOSS_ENV] if args.loss_variants else list(DEFAULT_ENVS))
+    seeds = args.seeds or (LOSS_SEEDS if args.loss_variants else 10)
+    output_dir = Path(args.output_dir) / ("loss_variants" if args.loss_variants else "")
     overrides: dict[str, Any] = {}
+    reference_episodes = 20
     if args.smoke:
-        args.envs, args.seeds, args.eval_episodes = args.envs[:1], 1, 2
+        envs, seeds, args.eval_episodes, args.final_episodes, reference_episodes = envs[:1], 2, 2, 2, 2
         args.baseline_steps = args.student_steps = 300
         overrides = SMOKE_OVERRIDES
-    output_dir = Path(args.output_dir)
     runs_dir = output_dir / "runs"
+    start = time.perf_counter()
+    references = load_references(envs, reference_episodes, output_dir / "references.json")
 
     jobs = []
-    for env_id in args.envs:
-        eval_freq = 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000)
-        for method in METHODS:
-            budget = args.student_steps if method == DISTILLED else args.baseline_steps
-            for seed in range(args.seeds):
-                record = runs_dir / env_id / f"{method.replace(' ', '_').replace(',', '')}_seed{seed}.json"
-                jobs.append((env_id, method, seed, budget, eval_freq, args.eval_episodes, overrides, record))
-    print(f"{len(jobs)} runs ({args.n_jobs} at a time); finished ones are read back from {runs_dir}")
-    start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.n_jobs) as executor:
-        results = list(executor.map(run_one, *zip(*jobs, strict=True)))
-    references = {env_id: reference_returns(env_id, 20 if not args.smoke else 2, 123) for env_id in args.envs}
+    for env_id in envs:
+        for arm in arms:
+            for seed in range(seeds):
+                jobs.append({
+                    "env_id": env_id, "arm": arm, "seed": seed,
+                    "budget": args.baseline_steps if arm in SCRATCH_ARMS else args.student_steps,
+                    "eval_freq": 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000),
+                    "eval_episodes": args.eval_episodes, "final_episodes": args.final_episodes,
+                    "overrides": overrides, "reference": references[env_id],
+                    "record": str(record_path(runs_dir, env_id, arm, seed)),
+                })  # fmt: skip
+    results = run_all(jobs, args.n_jobs, print)
+    runs = [derive(result, references[result["env_id"]]) for result in results.values()]
 
-    all_rows, goal_lines = [], []
-    for env_id in args.envs:
-        env_results = [result for result in results if result["env_id"] == env_id]
-        rows = summarize(env_id, references[env_id], env_results, reach=0.95)
-        all_rows += rows
-        print("\n" + format_table(env_id, references[env_id], rows, reach=0.95))
-        goal_lines += goals(env_id, references[env_id], env_results, rows)
-    print("\n" + "\n".join(goal_lines))
-    write_csv(all_rows, output_dir / "results.csv")
+    rows = []
+    for env_id in envs:
+        env_rows = summarize(env_id, arms, [run for run in runs if run["env_id"] == env_id],
+                             references[env_id]["teacher_parameters"])  # fmt: skip
+        rows += env_rows
+        print("\n" + format_table(env_id, references[env_id], env_rows))
+    over_envs = summarize_over_envs(envs, arms, runs)
+    for row in over_envs:
+        score = fmt_ci(row["final_score_iqm"], row["final_score_ci_low"], row["final_score_ci_high"])
+        print(f"{row['env_id']}, {row['arm']}: final score IQM {score} ({row['seeds']} seeds)")
+    if not any(arm in arms for arm in SCRATCH_ARMS):
+        print("No scratch arm in this run: the ratios to DQN from scratch are n/a")
+
+    write_csv(rows + over_envs, output_dir / "results.csv")
+    write_csv([{key: value for key, value in run.items() if key != "curve"} for run in runs], output_dir / "runs.csv")
     write_csv(
-        [{"env_id": r["env_id"], "method": r["method"], "seed": r["seed"], "timesteps": t, "return": v}
-         for r in results for t, v in zip(r["timesteps"], r["returns"], strict=True)],
+        [{"env_id": r["env_id"], "arm": r["arm"], "seed": r["seed"], "timesteps": t, "return": v, "train_seconds": s}
+         for r in results.values() for t, v, s in zip(r["timesteps"], r["returns"], r["train_seconds"], strict=True)],
         output_dir / "curves.csv",
     )  # fmt: skip
-    plot(args.envs, references, results, output_dir / "learning_curves.png")
+    plot_curves(envs, arms, runs, results, output_dir / "iqm_curves.png")
+    plot_performance_profile(envs, arms, runs, output_dir / "performance_profile.png")
     write_json(
-        {"command": command_line(), "machine": machine_description(), "references": references, "goals": goal_lines,
-         "wall_seconds": round(time.perf_counter() - start, 1), "results": all_rows},
+        {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": seeds,
+         "arms": arms, "offline_share": OFFLINE_SHARE, "references": references, "results": rows, "over_envs": over_envs,
+         "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",
     )  # fmt: skip
-    print(f"\nWrote {output_dir}/results.csv, curves.csv, learning_curves.png, summary.json")
+    print(f"\nWrote {output_dir}/results.csv, runs.csv, curves.csv, iqm_curves.png, performance_profile.png, summary.json")
 
 
 if __name__ == "__main__":

@@ -35,15 +35,38 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_sample_efficiency_smoke(tmp_path):
     output = run_smoke("sample_efficiency.py", tmp_path)
+    arms = [
+        "DQN scratch, student net",
+        "DQN scratch, teacher net",
+        "distilled, constant alpha",
+        "distilled, performance alpha",
+        "distilled, performance alpha + offline",
+    ]
     rows = read_csv(tmp_path / "results.csv")
-    assert [row["method"] for row in rows] == ["distilled student", "DQN scratch, student net", "DQN scratch, teacher net"]
-    assert float(rows[0]["parameter_ratio"]) == pytest.approx(450 / 67_586)
-    assert (tmp_path / "learning_curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    # One env (smoke): one row per arm, no aggregate over envs
+    assert [(row["env_id"], row["arm"]) for row in rows] == [("CartPole-v1", arm) for arm in arms]
+    for row in rows:
+        assert float(row["final_score_ci_low"]) <= float(row["final_score_iqm"]) <= float(row["final_score_ci_high"])
+        assert int(row["seeds"]) == 2 and int(row["budget"]) == 300
+        # Both scratch arms ran: every arm has a steps ratio to the best of them, with its CI
+        assert float(row["steps_ratio_ci_low"]) <= float(row["steps_ratio_iqm"]) <= float(row["steps_ratio_ci_high"])
+    assert float(rows[2]["parameter_ratio"]) == pytest.approx(450 / 67_586)
+    # Only the offline arm uses the teacher's transitions: 10% of the 300-step budget
+    assert [int(row["teacher_transitions"]) for row in rows] == [0, 0, 0, 0, 30]
+    for name in ("iqm_curves.png", "performance_profile.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
     curves = read_csv(tmp_path / "curves.csv")
     assert {int(row["timesteps"]) for row in curves} >= {0, 300}
-    assert "goal CartPole-v1" in output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["references"]["CartPole-v1"]["teacher_parameters"] == 67_586
+    records = sorted((tmp_path / "runs" / "CartPole-v1").glob("*.json"))
+    assert len(records) == 10 and "10 runs: 10 to train" in output
+    # A rerun trains nothing: it reads the records back (untouched) and aggregates the same figures
+    mtimes = [record.stat().st_mtime_ns for record in records]
+    rerun = run_smoke("sample_efficiency.py", tmp_path)
+    assert "10 runs: 0 to train" in rerun and "10 read back" in rerun
+    assert [record.stat().st_mtime_ns for record in records] == mtimes
+    assert read_csv(tmp_path / "results.csv") == rows
 
 
 def test_overhead_smoke(tmp_path):
