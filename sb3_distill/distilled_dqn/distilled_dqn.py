@@ -1,8 +1,10 @@
 import io
+import math
 import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -413,8 +415,12 @@ class DistilledDQN(DQN):
         return self.performance_alpha
 
     def _distillation_terms(
-        self, observations: PyTorchObs, student_q_values: th.Tensor, teacher_q_values: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor]:
+        self,
+        observations: PyTorchObs,
+        student_q_values: th.Tensor,
+        teacher_q_values: th.Tensor | None = None,
+        with_agreement: bool = True,
+    ) -> tuple[th.Tensor, th.Tensor | None]:
         """
         The distillation loss on a batch, and where the student's and the teacher's greedy actions agree.
 
@@ -422,15 +428,14 @@ class DistilledDQN(DQN):
         :param student_q_values: The student's Q-values for all actions on them, with gradients
         :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
             else None to evaluate the teacher now
-        :return: (distillation loss, boolean agreement per sample)
+        :param with_agreement: Whether to compute the agreement (``train()`` does on the batch it logs it for only)
+        :return: (distillation loss, boolean agreement per sample, or None without ``with_agreement``)
         """
         assert self.teacher is not None
         if teacher_q_values is None:
             teacher_q_values = self.teacher.q_values(observations)
-        return (
-            get_distillation_loss(self.distill_loss)(student_q_values, teacher_q_values, self.temperature),
-            greedy_agreement(student_q_values, teacher_q_values),
-        )
+        loss = get_distillation_loss(self.distill_loss)(student_q_values, teacher_q_values, self.temperature)
+        return loss, greedy_agreement(student_q_values.detach(), teacher_q_values) if with_agreement else None
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self._check_teacher_ready()
@@ -443,9 +448,12 @@ class DistilledDQN(DQN):
             # One batched teacher pass over the transitions stored since the last update
             self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
 
-        # Per-step statistics stay tensors until the end: beside the loss's finiteness check, one synchronisation per
-        # train() call, not four per step
-        td_losses, distill_losses, losses, agreements = [], [], [], []
+        # Per-step statistics stay tensors until the end (the loss's value is read once per step for the finiteness
+        # check). Each tensor operation costs microseconds, a sizeable share of a small student's update: the greedy
+        # agreement is computed on the last batch of the call only, the one train/teacher_agreement reports
+        td_losses, distill_losses, losses = [], [], []
+        agreement: th.Tensor | None = None
+        distill_loss: th.Tensor | None = None
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -474,18 +482,21 @@ class DistilledDQN(DQN):
 
             loss = td_loss
             if self.teacher is not None:
-                distill_loss, agreement = self._distillation_terms(
-                    replay_data.observations, all_q_values, getattr(replay_data, "teacher_q_values", None)
+                distill_loss, step_agreement = self._distillation_terms(
+                    replay_data.observations,
+                    all_q_values,
+                    getattr(replay_data, "teacher_q_values", None),
+                    with_agreement=gradient_step == gradient_steps - 1,
                 )
+                agreement = step_agreement if step_agreement is not None else agreement
                 # L = (1 - alpha) * L_TD + alpha * L_distill, as one interpolation (exact at alpha = 0 and 1)
                 loss = th.lerp(td_loss, distill_loss, alpha)
                 distill_losses.append(distill_loss.detach())
-                agreements.append(agreement)
-            losses.append(loss.detach())
             # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
-            self._check_finite_loss(
-                loss, td_loss, distill_losses[-1] if self.teacher is not None else None, alpha, gradient_step
-            )
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                self._check_finite_loss(loss, td_loss, distill_loss, alpha, gradient_step)
+            losses.append(loss_value)
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
@@ -498,12 +509,14 @@ class DistilledDQN(DQN):
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", th.stack(losses).mean().item())
+        self.logger.record("train/loss", float(np.mean(losses)))
         self.logger.record("train/td_loss", th.stack(td_losses).mean().item())
         self.logger.record("train/alpha", alpha)
         if distill_losses:
             self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
-            self.logger.record("train/teacher_agreement", th.cat(agreements).float().mean().item())
+        if agreement is not None:
+            # On the call's last batch (computing it on every batch cost a few percent of each update)
+            self.logger.record("train/teacher_agreement", agreement.float().mean().item())
 
     def _check_finite_loss(
         self, loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, gradient_step: int
