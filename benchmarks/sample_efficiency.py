@@ -38,6 +38,7 @@ import numpy as np
 import torch as th
 from matplotlib.figure import Figure
 from scipy import stats
+from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.common import (
     SCRATCH_STUDENT,
@@ -112,40 +113,64 @@ def build_arm(
     return recipe.make_model(recipe.make_env(seed), seed=seed, **kwargs), budget
 
 
+class Evaluator(BaseCallback):
+    """
+    Evaluates the model every ``eval_freq`` environment steps inside one ``learn()`` call (so that the exploration and
+    learning-rate schedules span the whole budget, as in the Zoo) and keeps the training wall-clock time, evaluations
+    excluded.
+    """
+
+    def __init__(self, env_id: str, eval_freq: int, n_episodes: int, seed: int, train_seconds: float = 0.0) -> None:
+        super().__init__()
+        self.env_id, self.eval_freq, self.n_episodes, self.seed = env_id, eval_freq, n_episodes, seed
+        self.timesteps: list[int] = []
+        self.returns: list[float] = []
+        self.seconds: list[float] = []
+        self.train_seconds = train_seconds
+        self._since = time.perf_counter()
+
+    def evaluate(self, model: Any) -> None:
+        """Evaluate now, the time since the last evaluation counted as training."""
+        self.train_seconds += time.perf_counter() - self._since
+        self.timesteps.append(int(model.num_timesteps))
+        self.returns.append(mean_return(model, self.env_id, self.n_episodes, self.seed)[0])
+        self.seconds.append(round(self.train_seconds, 2))
+        self._since = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps % self.eval_freq < self.model.n_envs and self.model.num_timesteps != self.timesteps[-1]:
+            self.evaluate(self.model)
+        return True
+
+
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """
-    Train one agent, evaluating it every ``eval_freq`` steps and at the end; the record is written as it finishes.
-
-    Wall-clock seconds count training only (the offline phase included), not the evaluations.
+    Train one agent for its budget in one ``learn()`` call, evaluating it every ``eval_freq`` steps and at the end;
+    the record is written as it finishes. Wall-clock seconds count training only (the offline phase included).
     """
     th.set_num_threads(1)
     env_id, arm, seed = job["env_id"], job["arm"], job["seed"]
     model, budget = build_arm(arm, env_id, seed, job["budget"], job["overrides"], job["reference"])
-    train_seconds = 0.0
+    start = time.perf_counter()
     if hasattr(model, "run_offline_phase"):
-        start = time.perf_counter()
         # Before the first evaluation: step 0 shows what the offline phase alone gives
         model.run_offline_phase()
-        train_seconds += time.perf_counter() - start
-    eval_seed = seed + 10_000
-    timesteps, returns, seconds = [0], [mean_return(model, env_id, job["eval_episodes"], eval_seed)[0]], [train_seconds]
-    while model.num_timesteps < budget:
-        start = time.perf_counter()
-        model.learn(min(job["eval_freq"], budget - model.num_timesteps), reset_num_timesteps=False)
-        train_seconds += time.perf_counter() - start
-        timesteps.append(model.num_timesteps)
-        returns.append(mean_return(model, env_id, job["eval_episodes"], eval_seed)[0])
-        seconds.append(round(train_seconds, 2))
+    evaluator = Evaluator(env_id, job["eval_freq"], job["eval_episodes"], seed + 10_000, time.perf_counter() - start)
+    evaluator.evaluate(model)
+    model.learn(budget, callback=evaluator)
+    if evaluator.timesteps[-1] != model.num_timesteps:
+        # The last rollout may end past a multiple of eval_freq (train_freq > 1)
+        evaluator.evaluate(model)
     final_mean, final_std = mean_return(model, env_id, job["final_episodes"], seed + 20_000)
     result = {
         "env_id": env_id,
         "arm": arm,
         "seed": seed,
         "parameters": count_parameters(model.q_net),
-        "budget": budget,
-        "timesteps": timesteps,
-        "returns": returns,
-        "train_seconds": seconds,
+        "budget": int(model.num_timesteps),
+        "timesteps": evaluator.timesteps,
+        "returns": evaluator.returns,
+        "train_seconds": evaluator.seconds,
         "final_return": final_mean,
         "final_return_std": final_std,
         "final_episodes": job["final_episodes"],
