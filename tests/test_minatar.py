@@ -151,11 +151,12 @@ def test_configured_students_have_rusus_share_of_their_teachers_parameters(
     assert student_parameters / teacher_parameters == pytest.approx(share, abs=0.005)
 
 
-def test_the_shipped_breakout_teacher_is_the_entrys_teacher_and_loads_safely():
-    shipped = shipped_teacher(BREAKOUT)
-    assert shipped.name == "MinAtar-Breakout-v1_dqn.zip"
+@pytest.mark.parametrize("env_id", [BREAKOUT, SPACE_INVADERS])
+def test_the_shipped_teacher_is_the_entrys_teacher_and_loads_safely(env_id: str):
+    shipped = shipped_teacher(env_id)
+    assert shipped.name == env_id.replace("/", "-") + "_dqn.zip"
     # The student entry names teachers/{env_id}_dqn.zip: the Zoo's file name of the env
-    recipe = make_recipe(BREAKOUT, hyperparams=TINY, n_timesteps=200)
+    recipe = make_recipe(env_id, hyperparams=TINY, n_timesteps=200)
     assert recipe.teacher is not None and Path(recipe.teacher) == shipped.resolve()
     teacher = read_teacher_zip(shipped)
     env = recipe.make_env(seed=0, n_envs=1)
