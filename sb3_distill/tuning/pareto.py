@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_distill.hyperparams_opt import trial_net_arch
 from sb3_distill.recipe import Recipe
-from sb3_distill.tuning.report import zoo_config_entry
+from sb3_distill.tuning.report import summarize_trials, zoo_config_entry
 from sb3_distill.tuning.settings import StudySettings
 
 # Where a size search records the teacher's and random returns, measured once for all trials and workers
@@ -142,20 +142,10 @@ def write_pareto_report(
     """
     references = study.user_attrs[REFERENCES_ATTR]
     size_objective = settings.objectives[1]
-    trials = study.get_trials(deepcopy=False)
-    counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
-    summary: dict[str, Any] = {
-        "study_name": study.study_name,
-        "storage": storage_name,
-        "env_id": recipe.env_id,
-        "n_timesteps": recipe.n_timesteps,
-        "eval_episodes": settings.eval_episodes,
-        "objectives": list(settings.objectives),
-        "references": references,
-        "trials": {state: count for state, count in counts.items() if count},
-        "files": {},
-    }
-    print(f"\nStudy {study.study_name!r} in {storage_name}: {len(trials)} trials ({summary['trials']})")
+    summary, counts = summarize_trials(
+        study, recipe, settings, storage_name, objectives=list(settings.objectives), references=references
+    )
+    summary["files"] = {}
     error = None
     if counts["COMPLETE"] == 0:
         print("No complete trial yet: no Pareto front to write")

@@ -119,14 +119,14 @@ def plot_study(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path], 
     return written, skipped
 
 
-def write_report(
-    study: optuna.Study, recipe: Recipe, settings: StudySettings, storage_name: str, output_dir: Path
-) -> dict[str, Any]:
+def summarize_trials(
+    study: optuna.Study, recipe: Recipe, settings: StudySettings, storage_name: str, **extra: Any
+) -> tuple[dict[str, Any], dict[str, int]]:
     """
-    Write what a study found into ``output_dir``: the best trial as a zoo_configs YAML file, the plots and
-    ``summary.json``; print the best alpha and temperature.
+    The head of a study's ``summary.json`` (study, storage, env, budget, trial counts by state), printed in one line.
 
-    :return: The summary
+    :param extra: More entries, placed before the trial counts
+    :return: (the summary, the number of trials in each state by name)
     """
     trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
@@ -136,9 +136,23 @@ def write_report(
         "env_id": recipe.env_id,
         "n_timesteps": recipe.n_timesteps,
         "eval_episodes": settings.eval_episodes,
+        **extra,
         "trials": {state: count for state, count in counts.items() if count},
     }
     print(f"\nStudy {study.study_name!r} in {storage_name}: {len(trials)} trials ({summary['trials']})")
+    return summary, counts
+
+
+def write_report(
+    study: optuna.Study, recipe: Recipe, settings: StudySettings, storage_name: str, output_dir: Path
+) -> dict[str, Any]:
+    """
+    Write what a study found into ``output_dir``: the best trial as a zoo_configs YAML file, the plots and
+    ``summary.json``; print the best alpha and temperature.
+
+    :return: The summary
+    """
+    summary, counts = summarize_trials(study, recipe, settings, storage_name)
     if counts["COMPLETE"] == 0:
         print("No complete trial yet: no best parameters to write")
         summary["files"], summary["skipped"] = {}, {"best": "no complete trial"}
