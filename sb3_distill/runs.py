@@ -38,6 +38,15 @@ def saved_num_timesteps(path: str | os.PathLike) -> int:
         return int(json.loads(archive.read("data")).get("num_timesteps", 0))
 
 
+def student_description(recipe: Recipe) -> str:
+    """The student's hidden layers (``[64]``), with its features extractor when it has its own (MinAtar's CNN)."""
+    extractor = (recipe.model_kwargs.get("policy_kwargs") or {}).get("features_extractor_class")
+    layers = recipe.net_arch
+    if extractor is None:
+        return str(layers)
+    return f"{extractor.__name__}{' + ' + str(layers) if layers else ''}"
+
+
 def _check_algo(recipe: Recipe, algo: str) -> None:
     if recipe.algo != algo:
         raise ValueError(f"This run needs a {algo!r} recipe, got one for {recipe.algo!r}")
@@ -149,8 +158,8 @@ def distill(
     assert isinstance(student, DistilledDQN) and student.teacher is not None
     run_dir = next_run_dir(log_folder, recipe.env_id)
     print(
-        f"Distilling {student.teacher} into a {recipe.net_arch} student on {recipe.env_id} for {recipe.n_timesteps:,} "
-        f"steps (alpha={student.alpha}, temperature={student.temperature}) -> {run_dir}"
+        f"Distilling {student.teacher} into a {student_description(recipe)} student on {recipe.env_id} "
+        f"for {recipe.n_timesteps:,} steps (alpha={student.alpha}, temperature={student.temperature}) -> {run_dir}"
     )
     eval_callback = EvalCallback(
         recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),

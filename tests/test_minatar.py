@@ -162,3 +162,11 @@ def test_the_shipped_teacher_is_the_entrys_teacher_and_loads_safely(env_id: str)
     env = recipe.make_env(seed=0, n_envs=1)
     assert teacher.observation_space == env.observation_space and teacher.action_space == env.action_space
     assert isinstance(teacher.policy.q_net.features_extractor, MinAtarCNN)  # type: ignore[attr-defined]
+
+
+def test_distill_names_the_students_features_extractor():
+    from sb3_distill.recipe import make_recipe
+    from sb3_distill.runs import student_description
+
+    assert student_description(make_recipe("MinAtar/Breakout-v1")) == "MinAtarCNN"
+    assert student_description(make_recipe("CartPole-v1")) == "[64]"
