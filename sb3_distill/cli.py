@@ -83,6 +83,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (default: %(default)s)")
 
 
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of a run (``sb3_distill.runs``) that :func:`add_run_arguments` and ``--device`` give."""
+    return dict(
+        seed=args.seed,
+        device=args.device,
+        verbose=args.verbose,
+        progress_bar=not args.no_progress_bar,
+        eval_episodes=args.eval_episodes,
+        command=args.command_line,
+    )
+
+
 def add_distill_command(subparsers: Any) -> None:
     parser = subparsers.add_parser("distill", help="Distill a student from a teacher and compare them (the main job)")
     add_recipe_arguments(parser, ALGO_NAME)
@@ -131,15 +143,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     distill(
         recipe,
         args.log_folder,
-        seed=args.seed,
-        device=args.device,
-        verbose=args.verbose,
-        progress_bar=not args.no_progress_bar,
         eval_freq=args.eval_freq,
         curve_episodes=args.curve_episodes,
-        eval_episodes=args.eval_episodes,
         tensorboard_log=args.tensorboard_log,
-        command=args.command_line,
+        **run_options(args),
     )
     return 0
 
@@ -160,13 +167,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     train_teacher(
         recipe,
         args.output or f"teachers/{args.env.replace('/', '-')}_dqn.zip",
-        seed=args.seed,
-        device=args.device,
-        verbose=args.verbose,
-        progress_bar=not args.no_progress_bar,
-        eval_episodes=args.eval_episodes,
         force=args.force,
-        command=args.command_line,
+        **run_options(args),
     )
     return 0
 
