@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_distill.recipe import TEACHER_ALGO, make_recipe
 from sb3_distill.report import count_parameters, random_policy_return
@@ -53,13 +54,12 @@ def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] |
 
 def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[float, float]:
     """Mean and std of deterministic episode returns on an env seeded with ``seed``."""
-    returns, _ = evaluate_policy(
-        model,
-        make_vec_env(env_id, n_envs=1, seed=seed),
-        n_eval_episodes=n_episodes,
-        deterministic=True,
-        return_episode_rewards=True,
-    )
+    return return_stats(model, make_vec_env(env_id, n_envs=1, seed=seed), n_episodes)
+
+
+def return_stats(model: Any, env: VecEnv, n_episodes: int) -> tuple[float, float]:
+    """Mean and std of deterministic episode returns on ``env`` (an agent with SB3's ``predict``)."""
+    returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
     return float(np.mean(returns)), float(np.std(returns))
 
 

@@ -20,9 +20,8 @@ if __package__ in (None, ""):  # run as `python benchmarks/teacher_kinds.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from stable_baselines3.common.evaluation import evaluate_policy
 
-from benchmarks.common import base_parser, command_line, machine_description, write_csv, write_json
+from benchmarks.common import base_parser, command_line, machine_description, return_stats, write_csv, write_json
 from sb3_distill import shipped_teacher
 from sb3_distill.recipe import make_recipe
 from sb3_distill.report import GreedyAgent, normalized_score, random_policy_return
@@ -43,11 +42,6 @@ def train_ppo_teacher(log_folder: Path, smoke: bool) -> Path:
     return log_folder / "ppo" / f"{ENV_ID}_1"
 
 
-def mean_return(agent: Any, env: Any, n_episodes: int) -> tuple[float, float]:
-    returns, _ = evaluate_policy(agent, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
-    return float(np.mean(returns)), float(np.std(returns))
-
-
 def distill_one(teacher: Path, seed: int, overrides: dict[str, Any], budget: int | None) -> dict[str, Any]:
     """One student: its final return, and its teacher's and a random policy's on the same evaluation episodes."""
     recipe = make_recipe(ENV_ID, teacher=teacher, hyperparams=overrides, n_timesteps=budget)
@@ -56,8 +50,8 @@ def distill_one(teacher: Path, seed: int, overrides: dict[str, Any], budget: int
     student.learn(recipe.n_timesteps)
     seconds = time.perf_counter() - start
     eval_env = recipe.make_env(seed + 10_000, n_envs=1, eval_env=True)
-    student_mean, _ = mean_return(student, eval_env, EVAL_EPISODES)
-    teacher_mean, _ = mean_return(GreedyAgent(student.teacher.q_values, student.device), eval_env, EVAL_EPISODES)
+    student_mean, _ = return_stats(student, eval_env, EVAL_EPISODES)
+    teacher_mean, _ = return_stats(GreedyAgent(student.teacher.q_values, student.device), eval_env, EVAL_EPISODES)
     random_mean = random_policy_return(eval_env, EVAL_EPISODES, seed=seed)
     return {
         "seed": seed,
