@@ -8,7 +8,6 @@ outputs into a new numbered folder or a file they will not overwrite unasked.
 import json
 import os
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from sb3_distill.report import (
     random_policy_return,
 )
 from sb3_distill.teacher import resolve_model_path
+from sb3_distill.teacher_zip import read_zip_data
 
 # Seeds of the evaluation envs, offset from the run's seed so that they never replay the training episodes
 CURVE_SEED_OFFSET = 1_000
@@ -34,8 +34,7 @@ FINAL_SEED_OFFSET = 10_000
 
 def saved_num_timesteps(path: str | os.PathLike) -> int:
     """The training steps an SB3 zip records: a plain number in its ``data`` JSON, read without unpickling anything."""
-    with zipfile.ZipFile(resolve_model_path(path)) as archive:
-        return int(json.loads(archive.read("data")).get("num_timesteps", 0))
+    return int(read_zip_data(resolve_model_path(path)).get("num_timesteps", 0))
 
 
 def student_description(recipe: Recipe) -> str:

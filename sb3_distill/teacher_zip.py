@@ -122,8 +122,23 @@ def _readable(field: Any, what: str) -> dict[str, Any]:
     return {key: value for key, value in field.items() if key not in (":type:", ":serialized:")}
 
 
-def _read_members(file: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
-    """The zip's ``data`` as JSON and its ``policy.pth`` as a weights-only state dict."""
+def read_zip_data(path: str | os.PathLike) -> dict[str, Any]:
+    """
+    An SB3 model zip's ``data`` member as JSON, nothing unpickled: the readable fields and plain numbers
+    (``num_timesteps``, ...) that SB3 writes.
+
+    :param path: Path to the SB3 model zip
+    :raises TeacherFileError: If the file is not an SB3 model zip or its ``data`` is not JSON (the message names it)
+    """
+    file = Path(path)
+    try:
+        return _read_members(file, with_weights=False)[0]
+    except _BrokenFile as error:
+        raise TeacherFileError(f"Teacher file {str(file)!r} {error}") from error
+
+
+def _read_members(file: Path, with_weights: bool = True) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
+    """The zip's ``data`` as JSON and (``with_weights``) its ``policy.pth`` as a weights-only state dict, else ``{}``."""
     if not zipfile.is_zipfile(file):
         raise _BrokenFile("is not a zip archive (an SB3 model zip written by model.save() was expected)")
     try:
@@ -133,7 +148,8 @@ def _read_members(file: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
                 raise _BrokenFile(f"has no 'data' and 'policy.pth' as model.save() writes them (it has {sorted(members)[:6]})")
             if archive.getinfo("data").file_size > MAX_DATA_BYTES:
                 raise _BrokenFile(f"has a 'data' member over {MAX_DATA_BYTES} bytes")
-            data_bytes, weights_bytes = archive.read("data"), archive.read("policy.pth")
+            data_bytes = archive.read("data")
+            weights_bytes = archive.read("policy.pth") if with_weights else b""
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
         raise _BrokenFile(f"is a damaged zip archive ({error})") from error
     try:
@@ -142,6 +158,8 @@ def _read_members(file: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
         raise _BrokenFile(f"has a 'data' member that is not JSON text ({error})") from error
     if not isinstance(data, dict):
         raise _BrokenFile("has a 'data' member that is not a JSON object")
+    if not with_weights:
+        return data, {}
     try:
         # Loaded on the CPU, moved with the policy at the end: a device error then reads as one, not as a broken file
         state_dict = th.load(io.BytesIO(weights_bytes), weights_only=True, map_location="cpu")

@@ -4,8 +4,6 @@ SB3's own loader for teacher zips the user trusts: it unpickles the zip's ``data
 """
 
 import contextlib
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from sb3_distill._teacher_spaces import UnreadableField, read_space
-from sb3_distill.teacher_zip import actor_critic_algorithm, preserve_global_rng
+from sb3_distill.teacher_zip import actor_critic_algorithm, preserve_global_rng, read_zip_data
 
 # Replace the pickled schedules of a trusted zip (a teacher is never trained): legacy zips load without them
 SCHEDULE_PLACEHOLDERS: dict[str, Any] = {
@@ -67,8 +65,7 @@ def _readable_spaces(file: Path) -> dict[str, spaces.Space]:
 
     :param file: The zip
     """
-    with zipfile.ZipFile(file) as archive:
-        data = json.loads(archive.read("data"))
+    data = read_zip_data(file)
     rebuilt = {}
     for key in ("observation_space", "action_space"):
         with contextlib.suppress(UnreadableField):
