@@ -180,7 +180,12 @@ class TeacherValuesMixin:
         # One env index per sample, drawn as SB3's _get_samples draws it (same generator, same call), and used for
         # both the transition and its stored values
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
-        samples = self._sb3_samples(batch_inds, env_indices, env)
+        samples: ReplayBufferSamples | DictReplayBufferSamples
+        if self.n_envs == 1:
+            # One env: SB3's own draw has a single choice too (and consumes nothing), no per-env views needed
+            samples = self.sb3_class._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
+        else:
+            samples = self._sb3_samples(batch_inds, env_indices, env)
         teacher_q_values = None
         if self.n_uncached == 0 and env is None:
             # Fancy indexing already copied: share that array with torch rather than copying it again

@@ -97,6 +97,48 @@ def get_distillation_loss(name: str) -> Callable[[th.Tensor, th.Tensor, float], 
     return DISTILLATION_LOSSES[name]
 
 
+def distillation_loss_and_gradient(
+    name: str, student_q_values: th.Tensor, teacher_q_values: th.Tensor, temperature: float
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The distillation loss ``name`` and its gradient with respect to the student's Q-values, in closed form, without
+    building an autograd graph. ``DistilledDQN.train`` hands the gradient to ``backward()`` at the Q-values: the same
+    update as back-propagating the loss, without its few extra graph nodes (each costs microseconds, a sizeable share
+    of a small student's update). The values and gradients equal the autograd functions above (tested).
+
+    - ``kl``: ``T^2 * KL(p_T || p_S)`` with ``p = softmax(Q / T)``; gradient ``T * (p_S - p_T) / batch_size``
+    - ``mse``: ``mean (Q_S - Q_T)^2``; gradient ``2 * (Q_S - Q_T) / (batch_size * n_actions)``
+    - ``nll``: ``mean -log softmax(Q_S / T)[argmax Q_T]``; gradient ``(p_S - onehot(argmax Q_T)) / (T * batch_size)``
+
+    :param name: One of ``DISTILLATION_LOSSES``
+    :param student_q_values: Student Q-values, shape ``(batch_size, n_actions)``
+    :param teacher_q_values: Teacher Q-values, same shape
+    :param temperature: Softmax temperature ``T > 0`` (unused by ``mse``)
+    :return: (scalar loss, its gradient with respect to ``student_q_values``), both without gradients
+    """
+    get_distillation_loss(name)
+    _check_same_shape(student_q_values, teacher_q_values)
+    with th.no_grad():
+        batch_size = student_q_values.shape[0]
+        if name == "mse":
+            gap = student_q_values - teacher_q_values
+            return gap.square().mean(), gap.mul_(2.0 / gap.numel())
+        if temperature != 1.0:
+            student_q_values = student_q_values / temperature
+        student_log_probs = F.log_softmax(student_q_values, dim=1)
+        student_probs = student_log_probs.exp()
+        if name == "nll":
+            greedy_actions = teacher_q_values.argmax(dim=1, keepdim=True)
+            loss = -student_log_probs.gather(1, greedy_actions).mean()
+            return loss, student_probs.scatter_add_(1, greedy_actions, -th.ones_like(student_log_probs[:, :1])).div_(
+                temperature * batch_size
+            )
+        teacher_log_probs = F.log_softmax(teacher_q_values if temperature == 1.0 else teacher_q_values / temperature, dim=1)
+        kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
+        gradient = student_probs.sub_(teacher_log_probs.exp_()).mul_(temperature / batch_size)
+        return (kl if temperature == 1.0 else temperature**2 * kl), gradient
+
+
 def greedy_agreement(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> th.Tensor:
     """
     Whether the student's greedy action is the teacher's, per sample.

@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 import zipfile
@@ -13,6 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import LinearSchedule
+from torch.nn import functional as F
 
 from sb3_distill import DistilledDQN, distillation_loss
 from sb3_distill.losses import get_distillation_loss
@@ -300,12 +302,50 @@ def test_the_distillation_loss_is_the_one_asked_for(cartpole_teacher_path):
         batch = student.replay_buffer.sample(32)
         q_values = student.q_net(batch.observations)
         teacher_q_values = student.teacher.q_values(batch.observations)
-        loss, _ = student._distillation_terms(batch.observations, q_values)
-        assert loss.item() == pytest.approx(get_distillation_loss(distill_loss)(q_values, teacher_q_values, 1.0).item())
+        loss, gradient, _ = student._distillation_terms(batch.observations, q_values)
+        leaf = q_values.detach().requires_grad_(True)
+        expected = get_distillation_loss(distill_loss)(leaf, teacher_q_values, 1.0)
+        expected.backward()
+        assert loss.item() == pytest.approx(expected.item())
+        th.testing.assert_close(gradient, leaf.grad)
         runs[distill_loss] = parameters_of(student)
     # Same seed, different terms: different students
     assert not all(th.equal(first, second) for first, second in zip(runs["kl"], runs["mse"], strict=True))
     assert not all(th.equal(first, second) for first, second in zip(runs["kl"], runs["nll"], strict=True))
+
+
+@pytest.mark.parametrize("distill_loss", ["kl", "mse", "nll"])
+@pytest.mark.parametrize(("alpha", "temperature"), [(0.3, 1.0), (0.7, 0.2), (1.0, 2.0)])
+def test_an_update_equals_back_propagating_the_whole_loss(cartpole_teacher_path, distill_loss, alpha, temperature):
+    # train() hands the distillation term's gradient to autograd in closed form: the update must be the one that
+    # L = (1 - alpha) * L_TD + alpha * L_distill gives through L.backward()
+    # No clipping in the way: the gradients are compared at their own scale (Adam's first steps would hide one)
+    student = make_student(
+        cartpole_teacher_path, alpha=alpha, temperature=temperature, distill_loss=distill_loss, max_grad_norm=1e9
+    )
+    student.learn(200)
+    reference = copy.deepcopy(student.policy)
+    before = parameters_of(student)
+    np.random.seed(3)
+    student.train(gradient_steps=1, batch_size=32)
+    np.random.seed(3)
+    batch = student.replay_buffer.sample(32)
+    with th.no_grad():
+        next_q_values = reference.q_net_target(batch.next_observations).max(dim=1).values.reshape(-1, 1)
+        target = batch.rewards + (1 - batch.dones) * student.gamma * next_q_values
+    all_q_values = reference.q_net(batch.observations)
+    td_loss = F.smooth_l1_loss(th.gather(all_q_values, 1, batch.actions.long()), target)
+    distill = get_distillation_loss(distill_loss)(all_q_values, batch.teacher_q_values, temperature)
+    loss = (1 - alpha) * td_loss + alpha * distill
+    reference.optimizer.zero_grad()
+    loss.backward()
+    reference.optimizer.step()
+    for name, parameter in student.policy.named_parameters():
+        expected = dict(reference.named_parameters())[name]
+        if parameter.grad is not None or expected.grad is not None:
+            th.testing.assert_close(parameter.grad, expected.grad, rtol=1e-5, atol=1e-7, msg=f"gradient of {name}")
+        th.testing.assert_close(parameter, expected, rtol=1e-5, atol=1e-6, msg=f"{name} after the update")
+    assert not all(th.equal(updated, old) for updated, old in zip(parameters_of(student), before, strict=True))
 
 
 def test_unknown_distillation_loss_fails_at_construction(cartpole_teacher_path):

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from sb3_distill.losses import (
     DISTILLATION_LOSSES,
     distillation_loss,
+    distillation_loss_and_gradient,
     get_distillation_loss,
     greedy_action_nll_loss,
     q_value_mse_loss,
@@ -178,3 +179,34 @@ def test_distillation_losses_by_name():
 def test_unknown_distillation_loss(name):
     with pytest.raises(ValueError, match=rf"distill_loss={name!r}.*\['kl', 'mse', 'nll'\]"):
         get_distillation_loss(name)
+
+
+@pytest.mark.parametrize("name", ["kl", "mse", "nll"])
+@pytest.mark.parametrize("temperature", [0.01, 0.1, 1.0, 4.0])
+def test_closed_form_gradient_equals_autograd(name, temperature):
+    # What DistilledDQN.train hands to backward() must be exactly the loss's autograd gradient
+    generator = th.Generator().manual_seed(7)
+    student_q_values = (10 * th.randn(16, 5, generator=generator, dtype=th.float64)).requires_grad_(True)
+    teacher_q_values = 10 * th.randn(16, 5, generator=generator, dtype=th.float64)
+    expected = get_distillation_loss(name)(student_q_values, teacher_q_values, temperature)
+    expected.backward()
+    loss, gradient = distillation_loss_and_gradient(name, student_q_values, teacher_q_values, temperature)
+    assert not loss.requires_grad and not gradient.requires_grad
+    th.testing.assert_close(loss, expected.detach(), rtol=1e-10, atol=1e-10)
+    th.testing.assert_close(gradient, student_q_values.grad, rtol=1e-8, atol=1e-12)
+    # The inputs are left as they were (the gradient is built in place on copies)
+    assert th.isfinite(gradient).all() and student_q_values.grad is not None
+
+
+def test_closed_form_kl_worked_example():
+    # p_T = softmax([0, ln 3]) = [0.25, 0.75], p_S = [0.5, 0.5]: gradient T * (p_S - p_T) / B
+    loss, gradient = distillation_loss_and_gradient("kl", th.zeros(1, 2), th.tensor([[0.0, math.log(3.0)]]), 1.0)
+    assert loss.item() == pytest.approx(0.25 * math.log(0.5) + 0.75 * math.log(1.5))
+    th.testing.assert_close(gradient, th.tensor([[0.25, -0.25]]))
+
+
+def test_closed_form_refuses_unknown_losses_and_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"distill_loss='l1'"):
+        distillation_loss_and_gradient("l1", th.zeros(2, 2), th.zeros(2, 2), 1.0)
+    with pytest.raises(ValueError, match=r"\(4, 2\).*\(4, 3\)"):
+        distillation_loss_and_gradient("kl", th.zeros(4, 2), th.zeros(4, 3), 1.0)

@@ -28,7 +28,7 @@ from sb3_distill.distilled_dqn.alpha import (
     make_performance_alpha,
 )
 from sb3_distill.distilled_dqn.offline import check_offline_settings, collect_teacher_transitions, train_offline
-from sb3_distill.losses import get_distillation_loss, greedy_agreement
+from sb3_distill.losses import distillation_loss_and_gradient, get_distillation_loss, greedy_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
@@ -420,22 +420,27 @@ class DistilledDQN(DQN):
         student_q_values: th.Tensor,
         teacher_q_values: th.Tensor | None = None,
         with_agreement: bool = True,
-    ) -> tuple[th.Tensor, th.Tensor | None]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """
-        The distillation loss on a batch, and where the student's and the teacher's greedy actions agree.
+        The distillation loss on a batch, its gradient at the student's Q-values, and where the student's and the
+        teacher's greedy actions agree.
 
         :param observations: The sampled observations
-        :param student_q_values: The student's Q-values for all actions on them, with gradients
+        :param student_q_values: The student's Q-values for all actions on them
         :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
             else None to evaluate the teacher now
         :param with_agreement: Whether to compute the agreement (``train()`` does on the batch it logs it for only)
-        :return: (distillation loss, boolean agreement per sample, or None without ``with_agreement``)
+        :return: (distillation loss, its gradient with respect to ``student_q_values``, boolean agreement per sample
+            or None without ``with_agreement``), none of them with gradients
         """
         assert self.teacher is not None
         if teacher_q_values is None:
             teacher_q_values = self.teacher.q_values(observations)
-        loss = get_distillation_loss(self.distill_loss)(student_q_values, teacher_q_values, self.temperature)
-        return loss, greedy_agreement(student_q_values.detach(), teacher_q_values) if with_agreement else None
+        loss, gradient = distillation_loss_and_gradient(
+            self.distill_loss, student_q_values, teacher_q_values, self.temperature
+        )
+        agreement = greedy_agreement(student_q_values.detach(), teacher_q_values) if with_agreement else None
+        return loss, gradient, agreement
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self._check_teacher_ready()
@@ -481,8 +486,9 @@ class DistilledDQN(DQN):
             td_losses.append(td_loss.detach())
 
             loss = td_loss
+            distill_gradient: th.Tensor | None = None
             if self.teacher is not None:
-                distill_loss, step_agreement = self._distillation_terms(
+                distill_loss, distill_gradient, step_agreement = self._distillation_terms(
                     replay_data.observations,
                     all_q_values,
                     getattr(replay_data, "teacher_q_values", None),
@@ -490,8 +496,8 @@ class DistilledDQN(DQN):
                 )
                 agreement = step_agreement if step_agreement is not None else agreement
                 # L = (1 - alpha) * L_TD + alpha * L_distill, as one interpolation (exact at alpha = 0 and 1)
-                loss = th.lerp(td_loss, distill_loss, alpha)
-                distill_losses.append(distill_loss.detach())
+                loss = th.lerp(td_loss.detach(), distill_loss, alpha)
+                distill_losses.append(distill_loss)
             # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -500,7 +506,14 @@ class DistilledDQN(DQN):
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
-            loss.backward()
+            if distill_gradient is None:
+                loss.backward()
+            else:
+                # The gradient of L: (1 - alpha) * dL_TD through autograd, plus alpha * dL_distill / dQ_S given in
+                # closed form at the student's Q-values (losses.distillation_loss_and_gradient), from where autograd
+                # carries it through the network. The same update as L.backward(), without the distillation term's
+                # graph nodes (each costs microseconds, a sizeable share of a small student's update)
+                th.autograd.backward((td_loss, all_q_values), (td_loss.new_tensor(1.0 - alpha), distill_gradient.mul_(alpha)))
             # Clip gradient norm
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
