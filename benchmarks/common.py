@@ -27,7 +27,9 @@ SCRATCH_TEACHER = "DQN scratch, teacher net"
 METHODS = (DISTILLED, SCRATCH_STUDENT, SCRATCH_TEACHER)
 
 
-def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] | None = None) -> tuple[DQN, int]:
+def build_agent(
+    method: str, env_id: str, seed: int, overrides: dict[str, Any] | None = None, conf_file: str | None = None
+) -> tuple[DQN, int]:
     """
     One of the compared agents with the project's settings, read by :func:`sb3_distill.recipe.make_recipe`.
 
@@ -35,6 +37,7 @@ def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] |
     :param env_id: Gymnasium env id
     :param seed: Random seed
     :param overrides: Hyperparameters replacing the configured ones, as the Zoo's ``-params`` (smoke runs)
+    :param conf_file: The students' config (None: zoo_configs/distilled_dqn.yml); the teacher's is always the project's
     :return: (the model, its configured budget in environment steps)
     """
     if method not in METHODS:
@@ -42,7 +45,7 @@ def build_agent(method: str, env_id: str, seed: int, overrides: dict[str, Any] |
     teacher_recipe = make_recipe(env_id, TEACHER_ALGO, hyperparams=overrides)
     if method == SCRATCH_TEACHER:
         return teacher_recipe.make_model(teacher_recipe.make_env(seed), seed=seed), teacher_recipe.n_timesteps
-    recipe = make_recipe(env_id, hyperparams=overrides)
+    recipe = make_recipe(env_id, conf_file=conf_file, hyperparams=overrides)
     if method == DISTILLED:
         return recipe.make_model(recipe.make_env(seed), seed=seed), recipe.n_timesteps
     # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does

@@ -78,7 +78,13 @@ BOOTSTRAP_REPS = 2_000
 
 
 def build_arm(
-    arm: str, env_id: str, seed: int, budget: int | None, overrides: dict[str, Any], reference: dict[str, Any]
+    arm: str,
+    env_id: str,
+    seed: int,
+    budget: int | None,
+    overrides: dict[str, Any],
+    reference: dict[str, Any],
+    conf_file: str | None = None,
 ) -> tuple[Any, int]:
     """
     The arm's agent with the project's settings.
@@ -89,12 +95,13 @@ def build_arm(
     :param budget: Environment steps of the run (None: the configured budget)
     :param overrides: Hyperparameters replacing the configured ones (smoke runs)
     :param reference: The env's measured teacher and random returns (the performance-based alpha's scale)
+    :param conf_file: The students' config (None: zoo_configs/distilled_dqn.yml)
     :return: (the model, its budget in environment steps)
     """
     if arm in SCRATCH_ARMS:
-        model, configured = build_agent(arm, env_id, seed, overrides)
+        model, configured = build_agent(arm, env_id, seed, overrides, conf_file)
         return model, budget or configured
-    recipe = make_recipe(env_id, hyperparams=overrides)
+    recipe = make_recipe(env_id, conf_file=conf_file, hyperparams=overrides)
     budget = budget or recipe.n_timesteps
     kwargs: dict[str, Any] = {}
     if arm in LOSS_ARMS:
@@ -154,7 +161,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """
     th.set_num_threads(1)
     env_id, arm, seed = job["env_id"], job["arm"], job["seed"]
-    model, budget = build_arm(arm, env_id, seed, job["budget"], job["overrides"], job["reference"])
+    # A job may name its arm apart from the recipe it builds (benchmarks/minatar.py: one arm per student size)
+    model, budget = build_arm(job.get("build_arm", arm), env_id, seed, job["budget"], job["overrides"], job["reference"],
+                              job.get("conf_file"))  # fmt: skip
     start = time.perf_counter()
     if hasattr(model, "run_offline_phase"):
         # Before the first evaluation: step 0 shows what the offline phase alone gives
@@ -237,12 +246,18 @@ def fmt_ci(value: float | None, low: float | None = None, high: float | None = N
     return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]" if low is not None else f"{value:{spec}}"
 
 
-def summarize(env_id: str, arms: list[str], runs: list[dict[str, Any]], teacher_parameters: int) -> list[dict[str, Any]]:
+def summarize(
+    env_id: str,
+    arms: list[str],
+    runs: list[dict[str, Any]],
+    teacher_parameters: int,
+    scratch_arms: tuple[str, ...] = SCRATCH_ARMS,
+) -> list[dict[str, Any]]:
     """One row per arm with runs: final score IQM and CI, steps and seconds to 95% of the teacher, ratios to scratch."""
     by_arm = {arm: [run for run in runs if run["arm"] == arm] for arm in arms}
     by_arm = {arm: arm_runs for arm, arm_runs in by_arm.items() if arm_runs}
     # The best scratch arm: fewest steps to 95% (IQM over seeds, unreached seeds counted at their budget)
-    scratch = {arm: iqm_ci(np.array([run["steps_to_95"] for run in by_arm[arm]], dtype=float)) for arm in SCRATCH_ARMS
+    scratch = {arm: iqm_ci(np.array([run["steps_to_95"] for run in by_arm[arm]], dtype=float)) for arm in scratch_arms
                if arm in by_arm}  # fmt: skip
     best_scratch = min(scratch, key=lambda arm: scratch[arm][0]) if scratch else None
     rows = []

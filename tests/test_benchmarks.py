@@ -69,6 +69,27 @@ def test_sample_efficiency_smoke(tmp_path):
     assert read_csv(tmp_path / "results.csv") == rows
 
 
+def test_minatar_students_smoke(tmp_path):
+    pytest.importorskip("minatar.gym")
+    output = run_smoke("minatar_students.py", tmp_path)
+    rows = read_csv(tmp_path / "results.csv")
+    arms = ["distilled, ~25%", "distilled, ~7%", "DQN scratch, ~25% net", "DQN scratch, ~7% net"]
+    assert [(row["env_id"], row["arm"]) for row in rows] == [("MinAtar/Breakout-v1", arm) for arm in arms]
+    # The students' sizes on Breakout (3 actions): the same two networks distilled and from scratch
+    assert [int(row["parameters"]) for row in rows] == [33_323, 9_511, 33_323, 9_511]
+    assert [float(row["parameter_ratio"]) for row in rows[:2]] == pytest.approx([33_323 / 132_179, 9_511 / 132_179])
+    # The distilled arms run the offline phase (10% of the 300-step budget), the scratch arms use no teacher
+    assert [int(row["teacher_transitions"]) for row in rows] == [30, 30, 0, 0]
+    # The ratios are to the best scratch arm of the two nets
+    assert {row["best_scratch_arm"] for row in rows} <= {"DQN scratch, ~25% net", "DQN scratch, ~7% net"}
+    assert (tmp_path / "iqm_curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["references"]["MinAtar/Breakout-v1"]["teacher_parameters"] == 132_179
+    assert summary["arms"]["distilled, ~7%"]["conf_file"].endswith("distilled_dqn_minatar_7pct.yml")
+    assert len(list((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("*.json"))) == 4 and "4 to train" in output
+    assert "4 runs: 0 to train" in run_smoke("minatar_students.py", tmp_path)
+
+
 def test_overhead_smoke(tmp_path):
     output = run_smoke("overhead.py", tmp_path)
     rows = read_csv(tmp_path / "overhead.csv")
