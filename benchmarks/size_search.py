@@ -20,6 +20,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ import optuna
 import torch as th
 from matplotlib.figure import Figure
 from rliable import library, metrics
+from stable_baselines3 import DQN
 
 from benchmarks.common import base_parser, command_line, machine_description, mean_return, write_csv, write_json
-from sb3_distill.export import MissingExtraError, export_student
+from sb3_distill.export import EXPORT_FORMATS, MissingExtraError, export_student
 from sb3_distill.hyperparams_opt import trial_net_arch
+from sb3_distill.recipe import make_recipe
 from sb3_distill.report import count_parameters, normalized_score
 from sb3_distill.tuning import REFERENCES_ATTR, load_study_settings, make_study_recipe, tune
 from sb3_distill.tuning.pareto import front_trials
@@ -132,6 +135,44 @@ def export_smallest(record_zip: Path, env_id: str, output_dir: Path) -> dict[str
     }
 
 
+def latency_rows(model_zip: Path, env_id: str, model: str, output_dir: Path) -> list[dict[str, Any]]:
+    """
+    One row per runtime (SB3 predict, the torch Q-network, TorchScript, onnxruntime): the median microseconds per
+    call at batch 1 and 256 that ``sb3-distill export`` measures, and the size of what each runtime loads.
+
+    :param model_zip: A DQN zip: the env's smallest student, or its teacher
+    :param env_id: The env of the export's parity check
+    :param model: ``student`` or ``teacher``
+    :param output_dir: Where the exported files go
+    """
+    exported = {
+        export_format: export_student(
+            model_zip, export_format, output_dir / f"{env_id}_{model}{suffix}", env=env_id, force=True
+        )
+        for export_format, suffix in EXPORT_FORMATS.items()
+    }
+    parameters = count_parameters(DQN.load(model_zip, device="cpu").q_net)
+    # SB3 and the torch module come from the zip (timed in both exports: the ONNX export's figures are kept)
+    sources = {"SB3 predict": ("onnx", None), "torch q_net": ("onnx", None), "TorchScript": ("torchscript", "torchscript"),
+               "onnxruntime": ("onnx", "onnx")}  # fmt: skip
+    rows = []
+    for runtime, (export_format, file_format) in sources.items():
+        result = exported[export_format]
+        rows.append(
+            {
+                "env_id": env_id,
+                "model": model,
+                "parameters": parameters,
+                "runtime": runtime,
+                "file": "zip" if file_format is None else Path(result.path).suffix[1:],
+                "file_bytes": model_zip.stat().st_size if file_format is None else result.size_bytes,
+                "batch_1_us": result.latency_seconds[runtime][1] * 1e6,
+                "batch_256_us": result.latency_seconds[runtime][256] * 1e6,
+            }
+        )
+    return rows
+
+
 def plot_fronts(points: list[dict[str, Any]], envs: list[str], path: Path) -> None:
     """Per env: each front point's IQM over seeds with its 95% CI against its parameters (log x), the teacher at 1."""
     figure = Figure(figsize=(5 * len(envs), 4))
@@ -173,6 +214,7 @@ def main() -> None:
 
     points: list[dict[str, Any]] = []
     smallest_rows: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
     for env_id in args.envs:
         study = run_study(env_id, output_dir, args.n_trials, args.n_timesteps, overrides)
         references = study.user_attrs[REFERENCES_ATTR]
@@ -224,6 +266,9 @@ def main() -> None:
             chosen = min(reaching, key=lambda row: (row["parameters"], -row["iqm"]))
             record_zip = output_dir / "runs" / env_id / f"trial_{chosen['trial']}_seed_0.zip"
             smallest_rows.append({**chosen, "reached": True, **export_smallest(record_zip, env_id, output_dir)})
+            if find_spec("onnxruntime") is not None:
+                latency += latency_rows(record_zip, env_id, "student", output_dir)
+                latency += latency_rows(Path(make_recipe(env_id).teacher), env_id, "teacher", output_dir)
             print(
                 f"Smallest student at >= 100% of the teacher: [{chosen['net_arch']}], {chosen['parameters']:,} parameters "
                 f"({chosen['teacher_share']:.3%} of the teacher's {references['teacher_parameters']:,}), IQM "
@@ -236,6 +281,14 @@ def main() -> None:
 
     write_csv(points, output_dir / "points.csv")
     write_csv(smallest_rows, output_dir / "smallest.csv")
+    if latency:
+        write_csv(latency, output_dir / "latency.csv")
+        print(f"\n{'env':<16}{'model':<9}{'parameters':>11}{'runtime':>14}{'file (bytes)':>20}{'batch 1 (us)':>14}"
+              f"{'batch 256 (us)':>16}")  # fmt: skip
+        for row in latency:
+            file_text = f"{row['file']} {row['file_bytes']:,}"
+            print(f"{row['env_id']:<16}{row['model']:<9}{row['parameters']:>11,}{row['runtime']:>14}{file_text:>20}"
+                  f"{row['batch_1_us']:>14.1f}{row['batch_256_us']:>16.1f}")  # fmt: skip
     plot_fronts(points, args.envs, output_dir / "pareto_fronts.png")
     write_json(
         {
@@ -246,6 +299,7 @@ def main() -> None:
             "eval_episodes": args.eval_episodes,
             "points": points,
             "smallest": smallest_rows,
+            "latency": latency,
         },
         output_dir / "summary.json",
     )

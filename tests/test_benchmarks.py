@@ -162,3 +162,21 @@ def test_size_search_smoke(tmp_path):
     # A rerun skips the finished study and runs: no new trial, the same points
     rerun = run_smoke("size_search.py", tmp_path)
     assert "CartPole-v1: 3 trials" in rerun and read_csv(tmp_path / "points.csv") == points
+
+
+def test_size_search_latency_rows_time_every_runtime_of_student_and_teacher(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from stable_baselines3 import DQN
+
+    from benchmarks.size_search import latency_rows
+
+    DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[4]), seed=0).save(tmp_path / "student.zip")
+    rows = latency_rows(tmp_path / "student.zip", "CartPole-v1", "student", tmp_path)
+    assert [row["runtime"] for row in rows] == ["SB3 predict", "torch q_net", "TorchScript", "onnxruntime"]
+    assert {(row["model"], row["parameters"], row["env_id"]) for row in rows} == {("student", 30, "CartPole-v1")}
+    # Each runtime's file: the zip for SB3 and torch, the exported .pt and .onnx files for the others
+    assert [row["file"] for row in rows] == ["zip", "zip", "pt", "onnx"]
+    assert rows[0]["file_bytes"] == (tmp_path / "student.zip").stat().st_size
+    assert rows[2]["file_bytes"] == (tmp_path / "CartPole-v1_student.pt").stat().st_size
+    assert rows[3]["file_bytes"] == (tmp_path / "CartPole-v1_student.onnx").stat().st_size
+    assert all(0 < row["batch_1_us"] < 1e5 and 0 < row["batch_256_us"] < 1e6 for row in rows)
