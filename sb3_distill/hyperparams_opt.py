@@ -5,27 +5,74 @@ Used by the RL Zoo's ``-optimize`` (registered as ``HYPERPARAMS_SAMPLER["distill
 in ``tuning/``. The Zoo's sampler samples only the distillation weights: the student's architecture and its other DQN
 hyperparameters stay as the config gives them (the Zoo's DQN sampler would replace ``net_arch``). Multi-objective
 studies (``sb3-distill tune --objectives score params``) add the architecture, :func:`architecture_search_space`.
+
+A student whose entry has ``alpha: performance`` (QDagger's performance-based weight) keeps it: its studies sample
+``alpha_0``, the weight while the student scores 0, in place of alpha. rl_zoo3 calls a sampler without the
+hyperparameters, so the objective records the entry's kind of alpha on the trial first (:func:`record_alpha_kind`).
 """
 
 from typing import Any
 
 import optuna
 
+from sb3_distill.distilled_dqn.alpha import PERFORMANCE, is_performance_alpha
+
 # alpha weighs the distillation term: uniform over the whole range
 ALPHA_RANGE = (0.0, 1.0)
+# alpha_0, the performance-based weight while the student scores 0, is a weight of the same range
+ALPHA_0_RANGE = ALPHA_RANGE
 # Rusu et al. (2016) used T = 0.01, QDagger T = 0.1, Hinton et al. T > 1: log-uniform and wide
 TEMPERATURE_RANGE = (0.01, 10.0)
 # The student's hidden layers in a size search: 1 to 3 of them, each as wide as one of a log-spaced set
 DEPTH_RANGE = (1, 3)
 LAYER_WIDTHS = (4, 8, 16, 32, 64, 128, 256)
+# The trial user attribute that says whether the student's entry has alpha "performance" (the sampler reads it)
+PERFORMANCE_ALPHA_ATTR = "performance_alpha"
 
 
-def search_space() -> dict[str, optuna.distributions.FloatDistribution]:
-    """The distributions :func:`sample_distilled_dqn_params` samples from, by parameter name."""
-    return {
-        "alpha": optuna.distributions.FloatDistribution(*ALPHA_RANGE),
-        "temperature": optuna.distributions.FloatDistribution(*TEMPERATURE_RANGE, log=True),
-    }
+def search_space(performance_alpha: bool = False) -> dict[str, optuna.distributions.FloatDistribution]:
+    """
+    The distributions :func:`sample_distilled_dqn_params` samples from, by parameter name.
+
+    :param performance_alpha: The student's alpha is ``"performance"``: sample its ``alpha_0`` rather than alpha
+    """
+    weight = (
+        {"alpha_0": optuna.distributions.FloatDistribution(*ALPHA_0_RANGE)}
+        if performance_alpha
+        else {"alpha": optuna.distributions.FloatDistribution(*ALPHA_RANGE)}
+    )
+    return {**weight, "temperature": optuna.distributions.FloatDistribution(*TEMPERATURE_RANGE, log=True)}
+
+
+def check_not_searched(hyperparams: dict[str, Any] | None, performance_alpha: bool) -> None:
+    """
+    Fail if ``-params`` fixes a hyperparameter the study searches (it would be silently replaced by the sampled one).
+
+    :param hyperparams: The ``-params`` values
+    :param performance_alpha: The student's alpha is ``"performance"`` (the study searches alpha_0)
+    """
+    space = search_space(performance_alpha)
+    searched = sorted(set(hyperparams or {}) & set(space))
+    if not searched:
+        return
+    hint = (
+        " (the student's alpha is 'performance')"
+        if performance_alpha
+        else " (for QDagger's performance-based weight pass -params alpha:\"'performance'\": the study samples alpha_0)"
+    )
+    raise ValueError(
+        f"Hyperparameters {searched} are what the study searches ({', '.join(space)}): leave them out of -params{hint}"
+    )
+
+
+def record_alpha_kind(trial: optuna.Trial, alpha: Any) -> None:
+    """
+    Record on the trial whether the student's entry has alpha ``"performance"``, for the sampler to sample alpha_0.
+
+    :param trial: The trial, before it samples
+    :param alpha: The entry's alpha
+    """
+    trial.set_user_attr(PERFORMANCE_ALPHA_ATTR, is_performance_alpha(alpha))
 
 
 def architecture_search_space() -> dict[str, optuna.distributions.BaseDistribution]:
@@ -40,9 +87,13 @@ def architecture_search_space() -> dict[str, optuna.distributions.BaseDistributi
     return space
 
 
-def size_search_space() -> dict[str, optuna.distributions.BaseDistribution]:
-    """The distributions of a size search (multi-objective study): alpha, temperature and the architecture."""
-    return {**search_space(), **architecture_search_space()}
+def size_search_space(performance_alpha: bool = False) -> dict[str, optuna.distributions.BaseDistribution]:
+    """
+    The distributions of a size search (multi-objective study): alpha (or alpha_0), temperature and the architecture.
+
+    :param performance_alpha: The student's alpha is ``"performance"``: sample its ``alpha_0`` rather than alpha
+    """
+    return {**search_space(performance_alpha), **architecture_search_space()}
 
 
 def trial_net_arch(params: dict[str, Any]) -> list[int]:
@@ -56,11 +107,11 @@ def trial_net_arch(params: dict[str, Any]) -> list[int]:
 
 def sample_size_search_params(trial: optuna.Trial) -> dict[str, Any]:
     """
-    Sampler of a size search: alpha and temperature as :func:`sample_distilled_dqn_params`, and the student's hidden
-    layers.
+    Sampler of a size search: alpha (or alpha_0) and temperature as :func:`sample_distilled_dqn_params`, and the
+    student's hidden layers.
 
     :param trial: The Optuna trial
-    :return: ``{"alpha": ..., "temperature": ..., "net_arch": [...]}``
+    :return: ``{"alpha": ..., "temperature": ..., "net_arch": [...]}`` (with ``"alpha_0"`` too for a performance alpha)
     """
     sampled = sample_distilled_dqn_params(trial)
     architecture: dict[str, Any] = {}
@@ -79,18 +130,22 @@ def sample_distilled_dqn_params(
     additional_args: dict | None = None,
 ) -> dict[str, Any]:
     """
-    Sampler for DistilledDQN's distillation hyperparameters (the Zoo's sampler signature).
+    Sampler for DistilledDQN's distillation hyperparameters (the Zoo's sampler signature): alpha and temperature, or
+    alpha_0 and temperature where :func:`record_alpha_kind` recorded a performance-based alpha on the trial.
 
     :param trial: The Optuna trial
     :param n_actions: Unused (part of the Zoo's sampler signature)
     :param n_envs: Unused (part of the Zoo's sampler signature)
     :param additional_args: Unused (part of the Zoo's sampler signature)
-    :return: ``{"alpha": ..., "temperature": ...}``, ready for DistilledDQN's constructor
+    :return: ``{"alpha": ..., "temperature": ...}`` or ``{"alpha": "performance", "alpha_0": ..., "temperature": ...}``,
+        ready for DistilledDQN's constructor
     """
-    return {
+    performance_alpha = bool(trial.user_attrs.get(PERFORMANCE_ALPHA_ATTR, False))
+    sampled = {
         name: trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
-        for name, distribution in search_space().items()
+        for name, distribution in search_space(performance_alpha).items()
     }
+    return {"alpha": PERFORMANCE, **sampled} if performance_alpha else sampled
 
 
 def convert_distilled_dqn_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +153,9 @@ def convert_distilled_dqn_params(sampled_params: dict[str, Any]) -> dict[str, An
     Turn a trial's stored params back into constructor arguments (the Zoo's ``--trial-id``).
 
     :param sampled_params: ``trial.params``
-    :return: The constructor arguments (alpha and temperature are stored as they are used)
+    :return: The constructor arguments (alpha or alpha_0, and temperature, are stored as they are used); a trial that
+        sampled alpha_0 gives ``alpha="performance"`` with it
     """
-    return {name: sampled_params[name] for name in search_space()}
+    performance_alpha = "alpha_0" in sampled_params
+    params = {name: sampled_params[name] for name in search_space(performance_alpha)}
+    return {"alpha": PERFORMANCE, **params} if performance_alpha else params

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import optuna
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
@@ -29,6 +30,8 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_distill.config import resolve_relative_to, zoo_config_path
 from sb3_distill.distilled_dqn import DistilledDQN
+from sb3_distill.distilled_dqn.alpha import is_performance_alpha
+from sb3_distill.hyperparams_opt import check_not_searched, record_alpha_kind
 from sb3_distill.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
 
 DEFAULT_ENV = "CartPole-v1"
@@ -85,7 +88,8 @@ class DistillExperimentManager(ExperimentManager):
     """
     rl_zoo3's ExperimentManager, which for ``distilled_dqn`` also: reads ``zoo_configs/distilled_dqn.yml`` when no
     config is given, resolves the teacher's path (relative to the YAML file that names it, or to the working
-    directory when given with ``-params``), and checks that a Zoo log folder teacher saw the same observations.
+    directory when given with ``-params``), and checks that a Zoo log folder teacher saw the same observations. Under
+    ``-optimize`` it tells the sampler whether the entry's alpha is ``"performance"`` (then alpha_0 is searched).
     """
 
     def __init__(self, *args: Any, config: str | None = None, **kwargs: Any):
@@ -145,6 +149,7 @@ class DistillExperimentManager(ExperimentManager):
         if self.algo == ALGO_NAME:
             # Each trial builds its own model, and the Zoo prunes trials whose construction fails:
             # check the teacher against the env once, so a wrong teacher fails now rather than every trial silently
+            check_not_searched(self.custom_hyperparams, is_performance_alpha(self._hyperparams.get("alpha")))
             env = self.create_envs(1, no_log=True)
             try:
                 trust = bool(self._hyperparams.get("trust_teacher", False))
@@ -152,6 +157,12 @@ class DistillExperimentManager(ExperimentManager):
             finally:
                 env.close()
         super().hyperparameters_optimization()
+
+    def objective(self, trial: optuna.Trial) -> float:
+        if self.algo == ALGO_NAME:
+            # rl_zoo3 calls the sampler without the hyperparameters: the trial tells it which alpha to sample
+            record_alpha_kind(trial, self._hyperparams.get("alpha"))
+        return super().objective(trial)
 
 
 def next_run_dir(log_folder: str | os.PathLike, env_id: str) -> Path:

@@ -28,7 +28,14 @@ from sb3_distill.cli import build_parser, main
 from sb3_distill.recipe import make_recipe
 from sb3_distill.hyperparams_opt import search_space, size_search_space
 from sb3_distill.tuning import OBJECTIVE_ATTR, fail_stale_trials, load_study_settings, open_storage, tune
-from sb3_distill.tuning.objective import DistillationObjective, make_study_recipe, prepare_teacher
+from sb3_distill.tuning.objective import (
+    DistillationObjective,
+    ReferenceReturns,
+    SizeSearchObjective,
+    make_study_recipe,
+    prepare_teacher,
+)
+from sb3_distill.tuning.storage import SEARCH_SPACE_ATTR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -225,12 +232,26 @@ def test_searched_hyperparameters_cannot_be_fixed(tmp_path, capsys):
     assert "['alpha'] are what the study searches" in capsys.readouterr().err
 
 
-def test_performance_based_alpha_is_not_silently_replaced_by_a_sampled_one(tmp_path, capsys):
+def test_performance_entry_keeps_its_alpha_and_refuses_fixed_searched_values(tmp_path, capsys):
     config = tmp_path / "students.yml"
     entry = make_recipe("CartPole-v1").hyperparams
-    config.write_text(yaml.safe_dump({"CartPole-v1": {**entry, "alpha": "performance"}}))
-    assert main(["tune", *TINY_ARGS, "--conf-file", str(config), "-f", str(tmp_path / "out")]) == 2
-    assert "alpha='performance', but studies search a constant alpha" in capsys.readouterr().err
+    config.write_text(yaml.safe_dump({"CartPole-v1": {**entry, "alpha": "performance", "alpha_0": 0.9}}))
+    recipe = make_study_recipe("CartPole-v1", conf_file=config, n_timesteps=300)
+    # alpha stays the performance-based one; alpha_0 and temperature are what each trial samples
+    assert recipe.model_kwargs["alpha"] == "performance"
+    assert "alpha_0" not in recipe.model_kwargs and "temperature" not in recipe.model_kwargs
+    out = str(tmp_path / "out")
+    assert main(["tune", *TINY_ARGS, "--conf-file", str(config), "-f", out, "-params", "alpha_0:0.3"]) == 2
+    assert "['alpha_0'] are what the study searches (alpha_0, temperature)" in capsys.readouterr().err
+    # A number for alpha makes it a constant-alpha study, which searches alpha
+    assert main(["tune", *TINY_ARGS, "--conf-file", str(config), "-f", out, "-params", "alpha:0.3"]) == 2
+    error = capsys.readouterr().err
+    assert "['alpha'] are what the study searches (alpha, temperature)" in error and "alpha:\"'performance'\"" in error
+    assert main(["tune", *TINY_ARGS, "-f", out, "-params", "alpha:'performance'", "alpha_0:0.3"]) == 2
+    assert "['alpha_0'] are what the study searches" in capsys.readouterr().err
+    config.write_text(yaml.safe_dump({"CartPole-v1": {**entry, "alpha": "performace"}}))
+    assert main(["tune", *TINY_ARGS, "--conf-file", str(config), "-f", out]) == 2
+    assert "alpha='performace': expected a number" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -497,9 +518,13 @@ def test_size_search_report_has_the_front_as_png_and_csv(size_study):
     assert [int(row["parameters"]) for row in rows] == sorted(int(row["parameters"]) for row in rows)
 
 
-def crafted_size_search(storage: str) -> optuna.Study:
-    """A size search with made-up results: trials 0-3 are [16] at 95%, [8] at 50%, [64, 64] at 100%, [32] at 92%."""
+def crafted_size_search(storage: str, performance_alpha: bool = False) -> optuna.Study:
+    """
+    A size search with made-up results: trials 0-3 are [16] at 95%, [8] at 50%, [64, 64] at 100%, [32] at 92%, with
+    alpha 0.5 (or alpha_0 0.5) and temperature 0.1.
+    """
     study = optuna.create_study(storage=storage, study_name="crafted", directions=["maximize", "minimize"])
+    weight = "alpha_0" if performance_alpha else "alpha"
     study.set_user_attr(
         tuning.REFERENCES_ATTR,
         {"teacher_return": 500.0, "random_return": 22.0, "teacher_parameters": 67_586, "n_episodes": 10},
@@ -507,7 +532,7 @@ def crafted_size_search(storage: str) -> optuna.Study:
     for net_arch, score in (([16], 0.95), ([8], 0.5), ([64, 64], 1.0), ([32], 0.92)):
         widths = [*net_arch, 4, 4][:3]
         params = {
-            "alpha": 0.5,
+            weight: 0.5,
             "temperature": 0.1,
             "n_layers": len(net_arch),
             **{f"width_{i}": w for i, w in enumerate(widths)},
@@ -516,7 +541,7 @@ def crafted_size_search(storage: str) -> optuna.Study:
         study.add_trial(
             optuna.trial.create_trial(
                 params=params,
-                distributions=size_search_space(),
+                distributions=size_search_space(performance_alpha),
                 values=[score, parameters],
                 user_attrs={"parameters": parameters, "net_arch": net_arch, "mean_return": 22.0 + score * 478.0},
             )
@@ -617,3 +642,124 @@ def test_latency_objective_stores_a_positive_latency(tmp_path):
     with open(tmp_path / STUDY_NAME / "report_1" / "pareto_front.csv") as file_handler:
         (row,) = list(csv.DictReader(file_handler))
     assert float(row["latency_us"]) == pytest.approx(trial.values[1])
+
+
+# Studies of QDagger's performance-based alpha: alpha stays "performance", alpha_0 and temperature are searched
+PERFORMANCE_PARAMS = ["-params", "policy_kwargs:dict(net_arch=[8])", "buffer_size:1000", "alpha:'performance'"]
+PERFORMANCE_ARGS = ["-n", "300", *PERFORMANCE_PARAMS, "--eval-freq", "150"]
+PERFORMANCE_HYPERPARAMS = {"policy_kwargs": {"net_arch": [8]}, "buffer_size": 1000, "alpha": "performance"}
+
+
+@pytest.fixture(scope="module")
+def performance_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-trial study of a student with alpha "performance" (given with -params) and the shipped teacher."""
+    log_folder = tmp_path_factory.mktemp("performance_tuning")
+    assert main(["tune", "--n-trials", "2", *PERFORMANCE_ARGS, "--seed", "0", "-f", str(log_folder)]) == 0
+    return log_folder
+
+
+def recorded_students(recipe, monkeypatch: pytest.MonkeyPatch) -> list:
+    """The models ``recipe.make_model`` builds from now on, in order."""
+    students = []
+    make_model = recipe.make_model
+
+    def recording_make_model(*args, **kwargs):
+        students.append(make_model(*args, **kwargs))
+        return students[-1]
+
+    monkeypatch.setattr(recipe, "make_model", recording_make_model)
+    return students
+
+
+def test_performance_study_samples_alpha_0_and_temperature(performance_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(performance_study))
+    trials = study.get_trials()
+    assert len(trials) == 2 and all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    for trial in trials:
+        assert trial.distributions == search_space(performance_alpha=True)
+        assert set(trial.distributions) == {"alpha_0", "temperature"}
+        assert 0.0 <= trial.params["alpha_0"] <= 1.0 and 0.01 <= trial.params["temperature"] <= 10.0
+        assert trial.user_attrs["performance_alpha"] is True
+    assert set(study.user_attrs[SEARCH_SPACE_ATTR]) == {"alpha_0", "temperature"}
+    assert study.user_attrs[OBJECTIVE_ATTR]["hyperparams"]["alpha"] == "performance"
+
+
+def test_performance_trial_student_has_alpha_performance_with_the_sampled_alpha_0(performance_study, monkeypatch):
+    """Trial 1 run again with its parameters: its student has alpha "performance" and the trial's alpha_0."""
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(performance_study))
+    trial = study.trials[1]
+    recipe = make_study_recipe("CartPole-v1", hyperparams=PERFORMANCE_HYPERPARAMS, n_timesteps=300)
+    objective = DistillationObjective(
+        recipe, prepare_teacher(recipe, "cpu"), eval_freq=150, eval_episodes=10, seed=0, device="cpu"
+    )
+    students = recorded_students(recipe, monkeypatch)
+    assert objective(optuna.trial.FixedTrial(trial.params, number=trial.number)) == trial.value
+    (student,) = students
+    assert (student.alpha, student.alpha_0, student.temperature) == (
+        "performance",
+        trial.params["alpha_0"],
+        trial.params["temperature"],
+    )
+    # A single-objective study measures no references: the student measured the returns its weight uses
+    assert student.teacher_return is None and student.random_return is None
+    assert student.performance_alpha.alpha_0 == trial.params["alpha_0"]
+    assert student.performance_alpha.teacher_return > student.performance_alpha.random_return
+
+
+def test_performance_study_best_entry_has_alpha_performance_and_alpha_0(performance_study):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(performance_study))
+    report_dir = performance_study / STUDY_NAME / "report_1"
+    entry = make_recipe("CartPole-v1", conf_file=report_dir / "distilled_dqn.yml").hyperparams
+    assert entry["alpha"] == "performance"
+    assert entry["alpha_0"] == study.best_params["alpha_0"]
+    assert entry["temperature"] == study.best_params["temperature"]
+    assert entry["n_timesteps"] == 300 and entry["policy_kwargs"] == {"net_arch": [8]}
+    # The landscape is alpha_0 against temperature
+    assert (report_dir / "contour_alpha_temperature.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_resumed_study_with_the_other_kind_of_alpha_is_refused(performance_study, first_study, tmp_path, capsys):
+    for source, args in ((performance_study, TINY_ARGS), (first_study, PERFORMANCE_ARGS)):
+        storage = f"sqlite:///{tmp_path / f'{source.name}.db'}"
+        shutil.copy(source / "studies.db", tmp_path / f"{source.name}.db")
+        n_trials = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
+        assert main(["tune", "--n-trials", "1", *args, "--storage", storage, "-f", str(tmp_path / "out")]) == 2
+        error = capsys.readouterr().err
+        assert "another search space" in error and "alpha_0: FloatDistribution" in error
+        assert len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) == n_trials
+
+
+def test_performance_size_search_gives_students_the_study_references(tmp_path, monkeypatch):
+    args = ["tune", "--n-trials", "1", "--objectives", "score", "params", *PERFORMANCE_ARGS, "--seed", "0"]
+    assert main([*args, "-f", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path))
+    (trial,) = study.get_trials()
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.distributions == size_search_space(performance_alpha=True)
+    references = ReferenceReturns(**study.user_attrs[tuning.REFERENCES_ATTR])
+    # The trial run again with the study's references: the same values, and a student that measured nothing
+    recipe = make_study_recipe("CartPole-v1", hyperparams=PERFORMANCE_HYPERPARAMS, n_timesteps=300)
+    objective = SizeSearchObjective(
+        recipe, prepare_teacher(recipe, "cpu"), references, ("score", "params"), eval_episodes=10, seed=0, device="cpu"
+    )
+    students = recorded_students(recipe, monkeypatch)
+    assert objective(optuna.trial.FixedTrial(trial.params, number=trial.number)) == tuple(trial.values)
+    (student,) = students
+    assert (student.alpha, student.alpha_0) == ("performance", trial.params["alpha_0"])
+    assert (student.teacher_return, student.random_return) == (references.teacher_return, references.random_return)
+    assert student.performance_alpha.teacher_return == references.teacher_return
+    assert student.performance_alpha.random_return == references.random_return
+
+
+def test_performance_size_search_front_and_smallest_entry_have_alpha_0(tmp_path):
+    study = crafted_size_search(sqlite_url(tmp_path), performance_alpha=True)
+    recipe = make_study_recipe("CartPole-v1", hyperparams={"alpha": "performance", "buffer_size": 1000}, n_timesteps=300)
+    settings = load_study_settings(objectives=("score", "params"), min_score=0.9, log_folder=str(tmp_path))
+    summary = tuning.write_pareto_report(study, recipe, settings, "crafted.db", tmp_path)
+    assert (summary["smallest"]["alpha"], summary["smallest"]["alpha_0"]) == ("performance", 0.5)
+    with open(tmp_path / "pareto_front.csv") as file_handler:
+        rows = list(csv.DictReader(file_handler))
+    assert [(row["alpha"], float(row["alpha_0"])) for row in rows] == [("performance", 0.5)] * 3
+    entry = make_recipe("CartPole-v1", conf_file=tmp_path / "smallest_student.yml").hyperparams
+    assert (entry["alpha"], entry["alpha_0"], entry["temperature"]) == ("performance", 0.5, 0.1)
+    assert entry["policy_kwargs"] == "dict(net_arch=[16])"

@@ -22,7 +22,7 @@ from stable_baselines3 import DQN
 from sb3_distill import DistilledDQN
 from sb3_distill.cli import main as cli_main
 from sb3_distill.config import zoo_configs_dir
-from sb3_distill.hyperparams_opt import ALPHA_RANGE, TEMPERATURE_RANGE
+from sb3_distill.hyperparams_opt import ALPHA_0_RANGE, ALPHA_RANGE, TEMPERATURE_RANGE, record_alpha_kind
 from sb3_distill.recipe import DistillExperimentManager
 from sb3_distill.zoo import ZOO_SCRIPTS, ffmpeg_on_path, main, register, registered_command
 
@@ -228,6 +228,59 @@ def test_optimize_samples_alpha_and_temperature_only_then_replays_a_trial(tmp_pa
     assert config["alpha"] == study.trials[1].params["alpha"]
     assert config["temperature"] == study.trials[1].params["temperature"]
     assert config["policy_kwargs"] == "dict(net_arch=[64])"
+
+
+@pytest.mark.parametrize(
+    "alpha, searched",
+    [(0.5, {"alpha", "temperature"}), ("performance", {"alpha_0", "temperature"})],
+)
+def test_registered_sampler_and_converter_round_trip_either_kind_of_alpha(alpha, searched):
+    register()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    record_alpha_kind(trial, alpha)
+    sampled = zoo_hyperparams_opt.HYPERPARAMS_SAMPLER["distilled_dqn"](trial, 2, 1, {})
+    assert set(trial.params) == searched
+    assert sampled == {**({"alpha": "performance"} if alpha == "performance" else {}), **trial.params}
+    assert zoo_hyperparams_opt.HYPERPARAMS_CONVERTER["distilled_dqn"](trial.params) == sampled
+
+
+def test_optimize_with_a_performance_alpha_samples_alpha_0_then_replays_a_trial(tmp_path):
+    """The shipped teacher (the default entry's): the students measure its return, which a random policy's is below."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["--algo", "distilled_dqn", "--env", "CartPole-v1", "-f", str(tmp_path)]
+    assert zoo("train", *common, "-n", "300", "-optimize", "--n-trials", "2", "--n-evaluations", "1",
+               "--eval-episodes", "2", "--no-optim-plots", "--storage", storage, "--study-name", "s", "--seed", "1",
+               "-params", "alpha:'performance'", *TINY) == 0  # fmt: skip
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert set(trial.params) == {"alpha_0", "temperature"}
+        assert ALPHA_0_RANGE[0] <= trial.params["alpha_0"] <= ALPHA_0_RANGE[1]
+        assert TEMPERATURE_RANGE[0] <= trial.params["temperature"] <= TEMPERATURE_RANGE[1]
+
+    # The converter gives the alpha back: the entry's constant alpha becomes the trial's performance-based one
+    assert zoo("train", *common, "-n", "200", "--eval-freq", "-1", "--storage", storage, "--study-name", "s",
+               "--trial-id", "1", "-params", *TINY) == 0  # fmt: skip
+    run_dirs = sorted((tmp_path / "distilled_dqn").glob("CartPole-v1_*"), key=lambda path: path.stat().st_mtime)
+    config = saved_config(run_dirs[-1], "CartPole-v1")
+    assert config["alpha"] == "performance"
+    assert config["alpha_0"] == study.trials[1].params["alpha_0"]
+    assert config["temperature"] == study.trials[1].params["temperature"]
+    student = DistilledDQN.load(run_dirs[-1] / "CartPole-v1.zip")
+    assert (student.alpha, student.alpha_0) == ("performance", study.trials[1].params["alpha_0"])
+
+
+def test_optimize_refuses_searched_hyperparameters_in_params(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["train", "--algo", "distilled_dqn", "--env", "CartPole-v1", "-n", "300", "-optimize", "--n-trials", "1",
+              "--no-optim-plots", "--storage", storage, "--study-name", "s", "-f", str(tmp_path)]  # fmt: skip
+    assert zoo(*common, "-params", "alpha:'performance'", "alpha_0:0.3", *TINY) == 2
+    assert "['alpha_0'] are what the study searches (alpha_0, temperature)" in capsys.readouterr().err
+    assert zoo(*common, "-params", "temperature:0.1", *TINY) == 2
+    assert "['temperature'] are what the study searches (alpha, temperature)" in capsys.readouterr().err
+    assert not (tmp_path / "study.db").exists()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ storage URL and study name adds its trials to it. A running trial records heartb
 sending them, and after the grace period the next trial started by any worker marks its trial FAIL and enqueues it
 again (Optuna's ``RetryHeartbeatStaleTrialCallback``). The search space is the Zoo's ``-optimize`` one,
 :func:`sb3_distill.hyperparams_opt.sample_distilled_dqn_params`; the study's defaults are data, ``tuning/study.yml``.
+A student whose entry has ``alpha: performance`` (QDagger's weight) keeps it, and its studies search ``alpha_0``.
 
 - ``settings``: :class:`StudySettings` and ``tuning/study.yml``
 - ``objective``: the student of every trial, the objective and its pruning callback

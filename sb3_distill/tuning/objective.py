@@ -1,6 +1,7 @@
 """
-The objective of a study: train a student with a trial's alpha and temperature, report to the pruner, score it; in a
-size search, with a sampled architecture too, scored by its normalized score and its size.
+The objective of a study: train a student with a trial's alpha (or, for a performance-based alpha, alpha_0) and
+temperature, report to the pruner, score it; in a size search, with a sampled architecture too, scored by its
+normalized score and its size.
 """
 
 import os
@@ -14,7 +15,14 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_distill.export_latency import median_latency
-from sb3_distill.hyperparams_opt import sample_distilled_dqn_params, sample_size_search_params, search_space
+from sb3_distill.distilled_dqn.alpha import is_performance_alpha
+from sb3_distill.hyperparams_opt import (
+    check_not_searched,
+    record_alpha_kind,
+    sample_distilled_dqn_params,
+    sample_size_search_params,
+    search_space,
+)
 from sb3_distill.recipe import Recipe, make_recipe
 from sb3_distill.report import GreedyAgent, evaluate_agent, normalized_score, random_policy_return
 from sb3_distill.teacher import Teacher, load_teacher
@@ -35,6 +43,7 @@ def make_study_recipe(
     """
     The student of every trial, but for alpha and temperature: the env's entry of ``zoo_configs/distilled_dqn.yml``
     (or ``conf_file``) with ``hyperparams`` in place of its values, read by :func:`sb3_distill.recipe.make_recipe`.
+    An entry with ``alpha: performance`` keeps it, and the trials sample its ``alpha_0`` and temperature.
 
     :param env_id: The env
     :param teacher: The teacher (None: the entry's, relative to the config file's folder)
@@ -42,19 +51,23 @@ def make_study_recipe(
     :param hyperparams: Values that replace the entry's, as the Zoo's ``-params`` gives them
     :param n_timesteps: Environment steps per trial (None: the entry's)
     """
-    searched = sorted(set(hyperparams or {}) & set(search_space()))
-    if searched:
-        raise ValueError(f"Hyperparameters {searched} are what the study searches: leave them out of -params")
     recipe = make_recipe(env_id, conf_file=conf_file, hyperparams=hyperparams, teacher=teacher, n_timesteps=n_timesteps)
-    if isinstance(recipe.model_kwargs.get("alpha"), str):
-        # The search space samples a constant alpha: it would silently replace the entry's performance-based one
+    alpha = recipe.model_kwargs.get("alpha")
+    if isinstance(alpha, str) and not is_performance_alpha(alpha):
         raise ValueError(
-            f"The student's entry has alpha={recipe.model_kwargs['alpha']!r}, but studies search a constant alpha in "
-            "[0, 1]: give the entry a number (or -params alpha:0.5) to tune alpha and temperature"
+            f"The student's entry has alpha={alpha!r}: expected a number (the study samples alpha and temperature) or "
+            "'performance' (the study samples alpha_0 and temperature)"
         )
-    for name in search_space():
+    performance_alpha = searches_alpha_0(recipe)
+    check_not_searched(hyperparams, performance_alpha)
+    for name in search_space(performance_alpha):
         recipe.model_kwargs.pop(name, None)  # sampled by every trial
     return recipe
+
+
+def searches_alpha_0(recipe: Recipe) -> bool:
+    """Whether the studies of ``recipe`` sample ``alpha_0`` (its alpha is ``"performance"``) rather than alpha."""
+    return is_performance_alpha(recipe.model_kwargs.get("alpha"))
 
 
 def prepare_teacher(recipe: Recipe, device: str) -> Teacher:
@@ -125,6 +138,7 @@ class DistillationObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         recipe = self.recipe
+        record_alpha_kind(trial, recipe.model_kwargs.get("alpha"))
         sampled = sample_distilled_dqn_params(trial)
         trial_seed = self.seed + trial.number
         trial.set_user_attr("seed", trial_seed)
@@ -225,7 +239,8 @@ class SizeSearchObjective:
     budget (Optuna prunes no multi-objective study), then return its normalized score over ``eval_episodes``
     deterministic episodes (maximized) and its parameter count or its batch-1 latency in microseconds (minimized).
     Trial ``n``'s student is seeded with ``seed + n``; its net_arch, parameters, mean return and latency are stored as
-    user attributes.
+    user attributes. A student with a performance-based alpha gets the references' returns (those its entry does not
+    give), so that no trial measures them again.
 
     :param recipe: The student
     :param teacher: The prepared teacher, shared by the trials (frozen, read only)
@@ -254,9 +269,17 @@ class SizeSearchObjective:
         self.seed = seed
         self.device = device
 
+    def reference_kwargs(self) -> dict[str, float]:
+        """The teacher's and random returns for a performance-based alpha, where the entry does not give its own."""
+        if not searches_alpha_0(self.recipe):
+            return {}
+        measured = {"teacher_return": self.references.teacher_return, "random_return": self.references.random_return}
+        return {name: value for name, value in measured.items() if self.recipe.model_kwargs.get(name) is None}
+
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         recipe = self.recipe
-        sampled = sample_size_search_params(trial)
+        record_alpha_kind(trial, recipe.model_kwargs.get("alpha"))
+        sampled = {**sample_size_search_params(trial), **self.reference_kwargs()}
         net_arch = sampled.pop("net_arch")
         trial_seed = self.seed + trial.number
         trial.set_user_attr("seed", trial_seed)

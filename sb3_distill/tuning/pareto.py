@@ -10,7 +10,7 @@ import yaml
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_distill.hyperparams_opt import trial_net_arch
+from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, trial_net_arch
 from sb3_distill.recipe import Recipe
 from sb3_distill.tuning.report import summarize_trials, zoo_config_entry
 from sb3_distill.tuning.settings import StudySettings
@@ -28,7 +28,7 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def trial_row(trial: FrozenTrial, references: dict[str, Any]) -> dict[str, Any]:
-    """One trial of a size search as a row of the front's table."""
+    """One trial of a size search as a row of the front's table (alpha, or alpha "performance" and alpha_0, temperature)."""
     parameters = int(trial.user_attrs.get("parameters", 0))
     return {
         "trial": trial.number,
@@ -38,23 +38,23 @@ def trial_row(trial: FrozenTrial, references: dict[str, Any]) -> dict[str, Any]:
         "score": trial.values[0],
         "mean_return": trial.user_attrs.get("mean_return"),
         "latency_us": trial.user_attrs.get("latency_us"),
-        "alpha": trial.params["alpha"],
-        "temperature": trial.params["temperature"],
+        **convert_distilled_dqn_params(trial.params),
     }
 
 
 def front_table(rows: list[dict[str, Any]]) -> str:
-    """The front as printed: one row per trial, smallest first."""
+    """The front as printed: one row per trial, smallest first; the weight column is alpha, or alpha_0."""
+    weight = "alpha_0" if "alpha_0" in rows[0] else "alpha"
     header = (
         f"{'trial':>6}  {'net_arch':<16}{'parameters':>11}{'of teacher':>12}{'score':>9}{'latency µs':>12}"
-        f"{'alpha':>8}{'temperature':>13}"
+        f"{weight:>8}{'temperature':>13}"
     )
     lines = [header]
     for row in rows:
         latency = f"{row['latency_us']:.1f}" if row["latency_us"] is not None else "-"
         lines.append(
             f"{row['trial']:>6}  {row['net_arch']!s:<16}{row['parameters']:>11,}{row['teacher_share']:>12.3%}"
-            f"{row['score']:>9.1%}{latency:>12}{row['alpha']:>8.3f}{row['temperature']:>13.4g}"
+            f"{row['score']:>9.1%}{latency:>12}{row[weight]:>8.3f}{row['temperature']:>13.4g}"
         )
     lines.append("(score: (return - random) / (teacher - random), the teacher = 100%)")
     return "\n".join(lines)

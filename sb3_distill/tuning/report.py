@@ -12,9 +12,10 @@ import yaml
 from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.trial import TrialState
 
-from sb3_distill.hyperparams_opt import search_space
+from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, search_space
 from sb3_distill.recipe import Recipe, _override_net_arch, next_run_dir
 from sb3_distill.teacher import resolve_model_path
+from sb3_distill.tuning.objective import searches_alpha_0
 from sb3_distill.tuning.settings import StudySettings
 
 BEST_CONFIG_FILE = "distilled_dqn.yml"
@@ -42,15 +43,16 @@ def new_report_dir(log_folder: str | os.PathLike, study_name: str) -> Path:
 
 def zoo_config_entry(recipe: Recipe, params: dict[str, Any], net_arch: list[int] | None = None) -> dict[str, Any]:
     """
-    A trial's student as a ``zoo_configs`` entry: the recipe's entry with the trial's alpha and temperature (and
-    hidden layers), the study's budget and the teacher as an absolute path, as YAML reads it back.
+    A trial's student as a ``zoo_configs`` entry: the recipe's entry with the trial's alpha and temperature (or
+    ``alpha: performance`` with the trial's alpha_0 and temperature; and hidden layers), the study's budget and the
+    teacher as an absolute path, as YAML reads it back.
 
     :param recipe: The study's student
     :param params: The trial's params
     :param net_arch: The trial's hidden layers (None: the entry's)
     """
     entry: dict[str, Any] = {"teacher": str(resolve_model_path(str(recipe.teacher)).resolve())}
-    entry.update({name: params[name] for name in search_space()})
+    entry.update(convert_distilled_dqn_params(params))
     entry.update({key: value for key, value in recipe.hyperparams.items() if key not in entry})
     if net_arch is not None:
         other_kwargs = set(recipe.model_kwargs.get("policy_kwargs") or {}) - {"net_arch"}
@@ -77,11 +79,16 @@ def best_trial_config(study: optuna.Study, recipe: Recipe, storage_name: str, ev
     return header + yaml.safe_dump({recipe.env_id: entry}, sort_keys=False)
 
 
-def plot_study(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
+def plot_study(
+    study: optuna.Study, output_dir: Path, performance_alpha: bool = False
+) -> tuple[dict[str, Path], dict[str, str]]:
     """
     Optuna's matplotlib plots of a study: optimization history, parameter importances (PED-ANOVA) and the
-    alpha x temperature landscape (contour).
+    alpha x temperature landscape (contour; alpha_0 x temperature for a performance-based alpha).
 
+    :param study: The study
+    :param output_dir: Where the PNGs go
+    :param performance_alpha: The study sampled alpha_0 rather than alpha
     :return: (the PNGs written by name, the reason for each plot not made)
     """
     # Optuna draws with pyplot: the user's backend is left as it is, and each figure is closed once saved
@@ -104,7 +111,7 @@ def plot_study(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path], 
     plots = {
         "optimization_history": lambda: optuna_plots.plot_optimization_history(study),
         "param_importances": lambda: optuna_plots.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator()),
-        "contour": lambda: optuna_plots.plot_contour(study, params=list(search_space())),
+        "contour": lambda: optuna_plots.plot_contour(study, params=list(search_space(performance_alpha))),
     }
     for name, plot in plots.items():
         if name in skipped:
@@ -161,7 +168,7 @@ def write_report(
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params, "user_attrs": best.user_attrs}
         config_file = output_dir / BEST_CONFIG_FILE
         config_file.write_text(best_trial_config(study, recipe, storage_name, settings.eval_episodes))
-        plots, summary["skipped"] = plot_study(study, output_dir)
+        plots, summary["skipped"] = plot_study(study, output_dir, searches_alpha_0(recipe))
         summary["files"] = {"best_config": str(config_file), **{name: str(path) for name, path in plots.items()}}
         print(
             f"Best trial {best.number}: mean return {best.value:.2f} over {settings.eval_episodes} episodes with "

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from sb3_distill.hyperparams_opt import search_space, size_search_space
 from sb3_distill.recipe import Recipe
 from sb3_distill.teacher import resolve_model_path
+from sb3_distill.tuning.objective import searches_alpha_0
 from sb3_distill.tuning.settings import OBJECTIVE_DIRECTIONS, StudySettings
 
 # Where the objective's settings and the search space are recorded in a study, to check a resumed study against
@@ -104,7 +105,7 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
     What makes two trials' values comparable: a study continues only with the same ones. The teacher counts by its
     content, so workers on other machines may keep it elsewhere.
     """
-    ignored = {"teacher", "n_timesteps", "policy", *search_space()}
+    ignored = {"teacher", "n_timesteps", "policy", *search_space(searches_alpha_0(recipe))}
     multi_objective = {"objectives": list(settings.objectives)} if settings.multi_objective else {}
     return {
         **multi_objective,
@@ -117,15 +118,19 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
     }
 
 
-def study_search_space(settings: StudySettings | None) -> dict[str, optuna.distributions.BaseDistribution]:
+def study_search_space(
+    settings: StudySettings | None, performance_alpha: bool = False
+) -> dict[str, optuna.distributions.BaseDistribution]:
     """
-    The distributions a study samples: alpha and temperature, and in a size search the student's architecture.
+    The distributions a study samples: alpha (or alpha_0) and temperature, and in a size search the student's
+    architecture.
 
     :param settings: The study's settings (None: a single-objective study)
+    :param performance_alpha: The student's alpha is ``"performance"``: the study samples alpha_0 rather than alpha
     """
     if settings is not None and settings.multi_objective:
-        return size_search_space()
-    return dict(search_space())
+        return size_search_space(performance_alpha)
+    return dict(search_space(performance_alpha))
 
 
 def study_directions(settings: StudySettings) -> list[optuna.study.StudyDirection]:
@@ -160,7 +165,11 @@ def check_search_space(
 
 
 def check_study(
-    study: optuna.Study, storage_name: str, objective: dict[str, Any], settings: StudySettings | None = None
+    study: optuna.Study,
+    storage_name: str,
+    objective: dict[str, Any],
+    settings: StudySettings | None = None,
+    performance_alpha: bool = False,
 ) -> None:
     """
     Fail unless an existing study can be continued: same directions (the score maximized, the size minimized), same
@@ -170,6 +179,7 @@ def check_study(
     :param storage_name: The storage, for messages
     :param objective: :func:`objective_settings`
     :param settings: The study's settings, for its objectives and search space (None: a single-objective study)
+    :param performance_alpha: The student's alpha is ``"performance"``: the study samples alpha_0 rather than alpha
     """
     expected = study_directions(settings) if settings is not None else [optuna.study.StudyDirection.MAXIMIZE]
     expected_directions = [direction.name.lower() for direction in expected]
@@ -180,7 +190,7 @@ def check_study(
             f"Study {study.study_name!r} in {storage_name!r} has the directions {directions}, but --objectives {objectives} "
             f"needs {expected_directions}: pass another --study-name"
         )
-    expected_space = study_search_space(settings)
+    expected_space = study_search_space(settings, performance_alpha)
     check_search_space(study, storage_name, expected_space)
     recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR)
     space = {name: optuna.distributions.distribution_to_json(distribution) for name, distribution in expected_space.items()}

@@ -17,6 +17,7 @@ from sb3_distill.tuning.objective import (
     make_study_recipe,
     measure_references,
     prepare_teacher,
+    searches_alpha_0,
 )
 from sb3_distill.tuning.pareto import REFERENCES_ATTR, write_pareto_report
 from sb3_distill.tuning.report import new_report_dir, write_report
@@ -69,7 +70,8 @@ def tune(
     device: str = "cpu",
 ) -> tuple[optuna.Study, dict[str, Any]]:
     """
-    Run (or continue) an Optuna study of DistilledDQN's alpha and temperature, then write its report. With
+    Run (or continue) an Optuna study of DistilledDQN's alpha and temperature (of alpha_0 and temperature for a
+    student whose entry has ``alpha: performance``), then write its report. With
     ``settings.objectives`` ``("score", "params")`` or ``("score", "latency")``, a size search: each trial samples the
     student's hidden layers too and reports its normalized score and its size; the report is the Pareto front
     (:func:`sb3_distill.tuning.pareto.write_pareto_report`).
@@ -109,7 +111,7 @@ def tune(
             directions=study_directions(settings),
             load_if_exists=True,
         )
-        check_study(study, storage_name, objective_settings(recipe, settings), settings)
+        check_study(study, storage_name, objective_settings(recipe, settings), settings, searches_alpha_0(recipe))
         n_existing = len(study.get_trials(deepcopy=False))
         if n_existing:
             print(f"Continuing study {study_name!r}: {n_existing} trials so far")
