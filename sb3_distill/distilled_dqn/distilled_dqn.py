@@ -1,14 +1,12 @@
 import io
 import math
 import pathlib
-import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import save_to_pkl
@@ -17,7 +15,7 @@ from stable_baselines3.common.utils import FloatSchedule, configure_logger
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
-from sb3_distill.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixin
+from sb3_distill.buffers import TeacherValuesMixin
 from sb3_distill.distilled_dqn.alpha import (
     AlphaLike,
     PerformanceAlpha,
@@ -27,7 +25,14 @@ from sb3_distill.distilled_dqn.alpha import (
     is_performance_alpha,
     make_performance_alpha,
 )
+from sb3_distill.distilled_dqn.checks import check_finite_loss, check_teacher_given, check_teacher_ready
 from sb3_distill.distilled_dqn.offline import check_offline_settings, collect_teacher_transitions, train_offline
+from sb3_distill.distilled_dqn.replay import (
+    loaded_replay_buffer,
+    sb3_n_steps_warning_ignored,
+    use_teacher_values_buffer,
+    uses_teacher_values,
+)
 from sb3_distill.losses import distillation_loss_and_gradient, get_distillation_loss, greedy_agreement
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
@@ -230,13 +235,7 @@ class DistilledDQN(DQN):
         self._check_settings()
         self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
-            if teacher is None and not self._is_plain_dqn():
-                raise ValueError(
-                    f"alpha={alpha!r} needs a teacher: pass teacher='path/to/teacher.zip' (or a loaded SB3 DQN model), "
-                    "or alpha=0.0 for plain DQN"
-                )
-            if teacher is None and offline_transitions > 0:
-                raise ValueError(f"offline_transitions={offline_transitions!r} needs a teacher to act: pass teacher=...")
+            check_teacher_given(teacher, alpha, offline_transitions)
             self._setup_model()
 
     def _check_settings(self) -> None:
@@ -251,60 +250,13 @@ class DistilledDQN(DQN):
         self._check_settings()
         # The performance-based alpha is built by learn(), from the (measured) returns
         self.alpha_schedule = FloatSchedule(0.0 if is_performance_alpha(self.alpha) else self.alpha)  # type: ignore[arg-type]
-        sb3_buffer_class = self._use_teacher_values_buffer() if self.teacher_cache else None
-        with warnings.catch_warnings():
-            # SB3 warns that n_steps is ignored whenever replay_buffer_class is set: not so when it is set to SB3's own
-            # choice, with SB3's n-step arguments
-            if sb3_buffer_class is NStepReplayBuffer and self.replay_buffer_kwargs.get("n_steps") == self.n_steps:
-                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom `replay_buffer_class`")
+        sb3_buffer_class = use_teacher_values_buffer(self) if self.teacher_cache else None
+        with sb3_n_steps_warning_ignored(self, sb3_buffer_class):
             super()._setup_model()
         if sb3_buffer_class is not None:
             # The zip keeps SB3's class, so that plain DQN.load reads it; _setup_model maps it again on load
             self.replay_buffer_class = sb3_buffer_class
         self._setup_teacher()
-
-    def _use_teacher_values_buffer(self) -> type[ReplayBuffer] | None:
-        """
-        Have SB3 build the replay buffer as the class that keeps the teacher's values (``teacher_cache=True``).
-
-        The class extends the one SB3 would build (OffPolicyAlgorithm._setup_model): ``replay_buffer_class`` if
-        given, else a ``DictReplayBuffer`` for a Dict observation space, a ``NStepReplayBuffer`` when ``n_steps > 1``,
-        a ``ReplayBuffer`` otherwise. Other classes are kept, with a warning.
-
-        :return: SB3's class, to keep as ``replay_buffer_class`` once the buffer is built; None if unchanged
-        """
-        if self.replay_buffer_class is None:
-            if isinstance(self.observation_space, spaces.Dict):
-                if self.n_steps > 1:
-                    return None  # SB3 refuses it: let it say so
-                self.replay_buffer_class = DictReplayBuffer
-            elif self.n_steps > 1:
-                self.replay_buffer_class = NStepReplayBuffer
-                # Required arguments of n-step returns, as SB3 adds them
-                self.replay_buffer_kwargs.update({"n_steps": self.n_steps, "gamma": self.gamma})
-            else:
-                self.replay_buffer_class = ReplayBuffer
-        sb3_buffer_class = self.replay_buffer_class
-        if issubclass(sb3_buffer_class, TeacherValuesMixin):
-            return None  # passed by the user: theirs to save
-        teacher_values_class = TEACHER_VALUES_BUFFERS.get(sb3_buffer_class)
-        if teacher_values_class is None:
-            self._warn_teacher_cache_unsupported(sb3_buffer_class)
-            return None
-        self.replay_buffer_class = teacher_values_class  # type: ignore[assignment]
-        return sb3_buffer_class
-
-    @staticmethod
-    def _warn_teacher_cache_unsupported(buffer_class: type) -> None:
-        """
-        Warn that the replay buffer cannot keep the teacher's values.
-
-        :param buffer_class: The replay buffer's class
-        """
-        warnings.warn(
-            f"teacher_cache=True has no effect with {buffer_class.__name__}: the teacher is evaluated on each sampled "
-            "batch (supported: ReplayBuffer, DictReplayBuffer, NStepReplayBuffer)"
-        )
 
     def _setup_teacher(self) -> None:
         # A measured teacher return belongs to the teacher it measured
@@ -335,24 +287,11 @@ class DistilledDQN(DQN):
         super().load_replay_buffer(path, truncate_last_traj)
         assert self.replay_buffer is not None
         # A buffer saved by DQN (or by DistilledDQN, which saves SB3's class) gains teacher values
-        teacher_values_class = TEACHER_VALUES_BUFFERS.get(type(self.replay_buffer))
-        if self.teacher_cache and teacher_values_class is not None:
-            self.replay_buffer = teacher_values_class.from_sb3_buffer(self.replay_buffer)  # type: ignore[assignment]
-        elif self.teacher_cache and not isinstance(self.replay_buffer, TeacherValuesMixin):
-            self._warn_teacher_cache_unsupported(type(self.replay_buffer))
-        if isinstance(self.replay_buffer, TeacherValuesMixin):
-            # None of its values may come from this teacher
-            self.replay_buffer.invalidate_teacher_values()
+        self.replay_buffer = loaded_replay_buffer(self.replay_buffer, self.teacher_cache)
 
     def _uses_teacher_values(self) -> bool:
         """Whether updates read the teacher's values from the replay buffer rather than computing them."""
-        return (
-            self.teacher_cache
-            and self.teacher is not None
-            # Stored observations are raw, as the teacher saw them in training (a teacher trained with VecNormalize
-            # applies its own frozen statistics); sampled ones are normalized with the student's running statistics
-            and isinstance(self.replay_buffer, TeacherValuesMixin)
-        )
+        return uses_teacher_values(self.teacher_cache, self.teacher, self.replay_buffer)
 
     def set_teacher(self, teacher: TeacherLike | None, trust_teacher: bool = False) -> None:
         """
@@ -366,24 +305,10 @@ class DistilledDQN(DQN):
         self.trust_teacher = trust_teacher
         self._setup_teacher()
 
-    def _is_plain_dqn(self) -> bool:
-        """Whether alpha is the constant 0, so that no teacher is needed."""
-        return not callable(self.alpha) and self.alpha == 0
-
     def _check_teacher_ready(self) -> None:
-        if self.teacher is None and not self._is_plain_dqn():
-            raise ValueError(
-                f"This DistilledDQN has alpha={self.alpha!r} but no teacher (teachers are never saved with the student): "
-                "load it with DistilledDQN.load(path, env=env, teacher='teacher.zip') or call "
-                "model.set_teacher('teacher.zip') before learn()"
-            )
-        if self.teacher is not None and self._vec_normalize_env is not None and not self._uses_teacher_values():
-            # Batches come normalized with the student's statistics, which the teacher never saw
-            raise ValueError(
-                f"With a VecNormalize env, the teacher must see the raw observations the replay buffer stores: keep "
-                f"teacher_cache=True (now {self.teacher_cache!r}) with SB3's ReplayBuffer, DictReplayBuffer or "
-                f"NStepReplayBuffer (now {type(self.replay_buffer).__name__})"
-            )
+        check_teacher_ready(
+            self.teacher, self.alpha, self.teacher_cache, self.replay_buffer, vec_normalize=self._vec_normalize_env is not None
+        )
 
     def _current_alpha(self) -> float:
         if is_performance_alpha(self.alpha):
@@ -534,23 +459,8 @@ class DistilledDQN(DQN):
     def _check_finite_loss(
         self, loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, gradient_step: int
     ) -> None:
-        """
-        Fail, before any weight is updated, if the loss of a gradient step is NaN or inf.
-
-        :param loss: The loss about to be minimised
-        :param td_loss: Its TD term
-        :param distill_loss: Its distillation term (None without a teacher)
-        :param alpha: The weight of the distillation term
-        :param gradient_step: The gradient step within this ``train()`` call
-        """
-        if th.isfinite(loss):
-            return
-        distill_text = f"{distill_loss.item()}" if distill_loss is not None else "none (no teacher)"
-        raise ValueError(
-            f"Non-finite loss at update {self._n_updates + gradient_step + 1} (num_timesteps={self.num_timesteps}): "
-            f"loss={loss.item()}, td_loss={td_loss.item()}, distill_loss={distill_text}, alpha={alpha}; "
-            "the student was not updated. Check the rewards (inf or NaN?), learning_rate and max_grad_norm"
-        )
+        """Fail, before any weight is updated, if the loss of a gradient step is NaN or inf (``checks.check_finite_loss``)."""
+        check_finite_loss(loss, td_loss, distill_loss, alpha, self._n_updates + gradient_step + 1, self.num_timesteps)
 
     def learn(
         self: SelfDistilledDQN,

@@ -1,0 +1,84 @@
+"""
+DistilledDQN's checks that fail early, saying what to do: a teacher wherever one is needed, and a finite loss before any
+weight is updated.
+"""
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from sb3_distill.distilled_dqn.alpha import AlphaLike
+from sb3_distill.distilled_dqn.replay import uses_teacher_values
+from sb3_distill.teacher import Teacher, TeacherLike
+
+
+def is_plain_dqn(alpha: AlphaLike) -> bool:
+    """Whether alpha is the constant 0, so that no teacher is needed."""
+    return not callable(alpha) and alpha == 0
+
+
+def check_teacher_given(teacher: TeacherLike | None, alpha: AlphaLike, offline_transitions: int) -> None:
+    """
+    Fail, when a model is constructed, unless it has a teacher or needs none.
+
+    :param teacher: The constructor's ``teacher``
+    :param alpha: Its ``alpha``
+    :param offline_transitions: Its ``offline_transitions``
+    """
+    if teacher is None and not is_plain_dqn(alpha):
+        raise ValueError(
+            f"alpha={alpha!r} needs a teacher: pass teacher='path/to/teacher.zip' (or a loaded SB3 DQN model), "
+            "or alpha=0.0 for plain DQN"
+        )
+    if teacher is None and offline_transitions > 0:
+        raise ValueError(f"offline_transitions={offline_transitions!r} needs a teacher to act: pass teacher=...")
+
+
+def check_teacher_ready(
+    teacher: Teacher | None, alpha: AlphaLike, teacher_cache: bool, replay_buffer: ReplayBuffer | None, vec_normalize: bool
+) -> None:
+    """
+    Fail, before training, unless a model that needs a teacher has one (teachers are never saved with the student), and
+    the teacher sees the raw observations it was trained on.
+
+    :param teacher: The model's teacher
+    :param alpha: Its ``alpha``
+    :param teacher_cache: Its ``teacher_cache``
+    :param replay_buffer: Its replay buffer
+    :param vec_normalize: Whether its env is wrapped in a ``VecNormalize``
+    """
+    if teacher is None and not is_plain_dqn(alpha):
+        raise ValueError(
+            f"This DistilledDQN has alpha={alpha!r} but no teacher (teachers are never saved with the student): "
+            "load it with DistilledDQN.load(path, env=env, teacher='teacher.zip') or call "
+            "model.set_teacher('teacher.zip') before learn()"
+        )
+    if teacher is not None and vec_normalize and not uses_teacher_values(teacher_cache, teacher, replay_buffer):
+        # Batches come normalized with the student's statistics, which the teacher never saw
+        raise ValueError(
+            f"With a VecNormalize env, the teacher must see the raw observations the replay buffer stores: keep "
+            f"teacher_cache=True (now {teacher_cache!r}) with SB3's ReplayBuffer, DictReplayBuffer or "
+            f"NStepReplayBuffer (now {type(replay_buffer).__name__})"
+        )
+
+
+def check_finite_loss(
+    loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, update: int, num_timesteps: int
+) -> None:
+    """
+    Fail, before any weight is updated, if the loss of a gradient step is NaN or inf.
+
+    :param loss: The loss about to be minimised
+    :param td_loss: Its TD term
+    :param distill_loss: Its distillation term (None without a teacher)
+    :param alpha: The weight of the distillation term
+    :param update: The number of the update (gradient step) the loss is for, counted from 1 over the model's life
+    :param num_timesteps: The model's ``num_timesteps``
+    """
+    if th.isfinite(loss):
+        return
+    distill_text = f"{distill_loss.item()}" if distill_loss is not None else "none (no teacher)"
+    raise ValueError(
+        f"Non-finite loss at update {update} (num_timesteps={num_timesteps}): "
+        f"loss={loss.item()}, td_loss={td_loss.item()}, distill_loss={distill_text}, alpha={alpha}; "
+        "the student was not updated. Check the rewards (inf or NaN?), learning_rate and max_grad_norm"
+    )
