@@ -18,7 +18,7 @@ from typing import Any
 import torch as th
 from rl_zoo3.utils import StoreDict
 
-from sb3_distill.export import EXPORT_FORMATS, MissingExtraError, export_student
+from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
 from sb3_distill.runs import distill, train_teacher
 from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
@@ -279,6 +279,12 @@ def add_export_command(subparsers: Any) -> None:
     parser.add_argument(
         "--repeats", type=int, default=200, help="Timed calls at batch 1 (a quarter at 256), 0: none (default: %(default)s)"
     )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=Q_TOLERANCE,
+        help="Largest |Q difference| / max(1, |Q|) the check allows (default: %(default)g)",
+    )
     parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
     parser.set_defaults(func=cmd_export, device="cpu")
 
@@ -294,6 +300,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             force=args.force,
             seed=args.seed,
             latency_repeats=args.repeats,
+            tolerance=args.tolerance,
         )
     except MissingExtraError as error:  # an ImportError: not among USER_ERRORS, still the user's to fix
         print(f"error: {error}", file=sys.stderr)

@@ -128,15 +128,18 @@ def select(observations: Observations, indices: np.ndarray) -> Observations:
     return observations[indices]
 
 
-def check_parity(model: DQN, runner: Runner, observations: Observations, path: str | os.PathLike) -> tuple[float, float]:
+def check_parity(
+    model: DQN, runner: Runner, observations: Observations, path: str | os.PathLike, tolerance: float = Q_TOLERANCE
+) -> tuple[float, float]:
     """
     Compare an exported network with the student on a batch and on a single observation: its greedy actions must equal
-    SB3's ``predict(deterministic=True)`` and its Q-values the torch Q-network's within ``Q_TOLERANCE * max(1, |Q|)``.
+    SB3's ``predict(deterministic=True)`` and its Q-values the torch Q-network's within ``tolerance * max(1, |Q|)``.
 
     :param model: The student
     :param runner: The exported network
     :param observations: The check's observations
     :param path: The file, for the message
+    :param tolerance: Largest ``|difference| / max(1, |Q|)`` allowed
     :return: The largest absolute difference of Q-values, and the largest ``|difference| / max(1, |Q|)``
     :raises ExportError: If they disagree (the message names the largest difference)
     """
@@ -150,10 +153,10 @@ def check_parity(model: DQN, runner: Runner, observations: Observations, path: s
         max_difference = max(max_difference, float(difference.max()))
         max_scaled = max(max_scaled, float((difference / np.maximum(1.0, np.abs(expected))).max()))
         mismatched += int((exported.argmax(axis=1) != np.asarray(actions).reshape(-1)).sum())
-    if not max_scaled <= Q_TOLERANCE or mismatched:
+    if not max_scaled <= tolerance or mismatched:
         raise ExportError(
             f"the exported {Path(path).name} disagrees with the student: max |Q difference| = {max_difference:.3g} "
-            f"(max |Q difference| / max(1, |Q|) = {max_scaled:.3g}, tolerance {Q_TOLERANCE:g}), {mismatched} greedy "
+            f"(max |Q difference| / max(1, |Q|) = {max_scaled:.3g}, tolerance {tolerance:g}), {mismatched} greedy "
             "action(s) differ from DQN.predict; no file was written"
         )
     return max_difference, max_scaled

@@ -198,3 +198,27 @@ def test_cli_fails_a_file_that_disagrees_with_sb3_and_leaves_no_file(students, t
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "max |Q difference| = 0.001" in error and error.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tolerance_decides_the_parity_check(students, tmp_path, monkeypatch, capsys):
+    forward = export_runtimes.QNetworkModule.forward
+
+    def drifted(self, *observations):  # an exported graph 1e-3 away from the Q-network (Q-values of CartPole are ~1-10)
+        return forward(self, *observations) + 1e-3
+
+    monkeypatch.setattr(export_runtimes.QNetworkModule, "forward", drifted)
+    output = tmp_path / "student.pt"
+    arguments = export_args(students["Mlp"], "-o", str(output), "--env", "CartPole-v1", "--repeats", "0")
+    assert main([*arguments, "--tolerance", "1e-4"]) == 2
+    assert "tolerance 0.0001" in capsys.readouterr().err and not output.exists()
+    assert main([*arguments, "--tolerance", "2e-3"]) == 0
+    assert "(tolerance 0.002)" in capsys.readouterr().out and output.exists()
+
+
+@pytest.mark.parametrize("tolerance", ["0", "-1e-5", "1.5"])
+def test_a_tolerance_outside_0_1_is_refused(students, tmp_path, tolerance, capsys):
+    output = tmp_path / "student.pt"
+    arguments = export_args(students["Mlp"], "-o", str(output), "--env", "CartPole-v1", f"--tolerance={tolerance}")
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: tolerance=") and "expected a number in (0, 1)" in error and not output.exists()
