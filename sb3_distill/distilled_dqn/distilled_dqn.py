@@ -374,6 +374,8 @@ class DistilledDQN(DQN):
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
         alpha = self._current_alpha()
+        # The TD term's weight in backward(), made once per call
+        td_weight = th.tensor(1.0 - alpha, device=self.device)
         if self._uses_teacher_values():
             # One batched teacher pass over the transitions stored since the last update
             self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
@@ -438,7 +440,7 @@ class DistilledDQN(DQN):
                 # closed form at the student's Q-values (losses.distillation_loss_and_gradient), from where autograd
                 # carries it through the network. The same update as L.backward(), without the distillation term's
                 # graph nodes (each costs microseconds, a sizeable share of a small student's update)
-                th.autograd.backward((td_loss, all_q_values), (td_loss.new_tensor(1.0 - alpha), distill_gradient.mul_(alpha)))
+                th.autograd.backward((td_loss, all_q_values), (td_weight, distill_gradient.mul_(alpha)))
             # Clip gradient norm
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
