@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Each test starts a Python process that trains agents
@@ -117,10 +118,13 @@ def test_inference_smoke(tmp_path):
 
 
 def test_atari_smoke(tmp_path):
-    run_smoke("atari.py", tmp_path)
+    output = run_smoke("atari.py", tmp_path)
     rows = read_csv(tmp_path / "atari.csv")
     assert [row["model"].split(" (")[0] for row in rows] == ["teacher", "student 25%", "student 7%"]
     assert [int(row["parameters"]) for row in rows] == [1_687_206, 430_006, 115_706]
+    # Trained here: every run has its wall-clock time, and the table its steps-to-95% columns
+    assert all(float(row["train_seconds"]) > 0 for row in rows) and "steps to 95%" in output
+    assert float(rows[0]["score_pct"]) == 100.0 and int(rows[0]["env_steps"]) >= 200
     assert (tmp_path / "atari.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (tmp_path / "logs" / "distilled_dqn" / "PongNoFrameskip-v4_1" / "PongNoFrameskip-v4.zip").exists()
 
@@ -180,3 +184,31 @@ def test_size_search_latency_rows_time_every_runtime_of_student_and_teacher(tmp_
     assert rows[2]["file_bytes"] == (tmp_path / "CartPole-v1_student.pt").stat().st_size
     assert rows[3]["file_bytes"] == (tmp_path / "CartPole-v1_student.onnx").stat().st_size
     assert all(0 < row["batch_1_us"] < 1e5 and 0 < row["batch_256_us"] < 1e6 for row in rows)
+
+
+def test_atari_steps_to_95_is_the_first_evaluation_at_the_threshold():
+    from benchmarks.atari import steps_to
+
+    curve = (np.array([100, 200, 300, 400]), np.array([-21.0, -5.0, 10.0, 8.0]))
+    # 300 of 400 steps: three quarters of the run's 80 s
+    assert steps_to(curve, 9.5, 80.0) == (300, 60.0)
+    assert steps_to(curve, 11.0, 80.0) == (None, None)
+    assert steps_to(None, 0.0, 80.0) == (None, None)
+
+
+def test_atari_given_teacher_zip_is_evaluated_without_unpickling(tmp_path, monkeypatch):
+    import argparse
+
+    from stable_baselines3 import DQN
+
+    import benchmarks.atari as atari
+
+    env_kwargs = {"max_episode_steps": 300}
+    env = atari.atari_eval_env("PongNoFrameskip-v4", 0, env_kwargs)
+    DQN("CnnPolicy", env, buffer_size=100, seed=0).save(tmp_path / "teacher.zip")
+    # A given zip is read by the safe loader: SB3's unpickling loader must not be called
+    monkeypatch.setattr(DQN, "load", lambda *args, **kwargs: pytest.fail("the teacher was unpickled"))
+    args = argparse.Namespace(seed=0, eval_episodes=1)
+    row, curve = atari.teacher_row("PongNoFrameskip-v4", tmp_path / "teacher.zip", None, args, env_kwargs)
+    assert curve is None and row["env_steps"] is None and row["steps_to_95"] is None and row["train_seconds"] is None
+    assert row["parameters"] == 1_687_206 and np.isfinite(row["return_mean"]) and row["score_pct"] == 100.0
