@@ -212,3 +212,18 @@ def test_atari_given_teacher_zip_is_evaluated_without_unpickling(tmp_path, monke
     row, curve = atari.teacher_row("PongNoFrameskip-v4", tmp_path / "teacher.zip", None, args, env_kwargs)
     assert curve is None and row["env_steps"] is None and row["steps_to_95"] is None and row["train_seconds"] is None
     assert row["parameters"] == 1_687_206 and np.isfinite(row["return_mean"]) and row["score_pct"] == 100.0
+
+
+def test_stability_smoke(tmp_path):
+    output = run_smoke("stability.py", tmp_path)
+    rows = read_csv(tmp_path / "runs.csv")
+    # One seed per alpha (smoke): each row summarizes its run's logs
+    assert [row["alpha"] for row in rows] == ["0.5", "0.9", "performance"]
+    assert [float(row["alpha_late"]) for row in rows[:2]] == [0.5, 0.9]
+    # The performance-based weight starts at alpha_0 = 1 and can only decay
+    assert 0.0 <= float(rows[2]["alpha_late"]) <= 1.0
+    for row in rows:
+        assert 0.0 <= float(row["teacher_agreement_late"]) <= 1.0 and float(row["td_loss_late"]) >= 0.0
+        assert 0 <= int(row["late_dips"]) <= int(row["late_evaluations"]) == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["dips_total"]) == {"0.5", "0.9", "performance"} and "teacher_agreement_late" in output
