@@ -19,7 +19,7 @@ unreached run counts at its budget, so the ratio is an upper bound). rliable IQM
 Resumable as benchmarks/sample_efficiency.py: each (game, arm, seed) run writes runs/<game>/<arm>_seed<seed>.json as
 it finishes; a rerun skips what is done and only aggregates.
 
-    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py                    # 2 games x 4 arms x 3 seeds: about 1.5 h here
+    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 4 arms x 3 seeds: about 50 min on 2 cores
     python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --seeds 3
     python benchmarks/minatar_students.py --smoke                              # seconds: checks the script works
 """
