@@ -408,8 +408,14 @@ def load_references(env_ids: list[str], n_episodes: int, path: Path) -> dict[str
     return references
 
 
-def run_all(jobs: list[dict[str, Any]], n_jobs: int, log: Callable[[str], None]) -> dict[tuple, dict[str, Any]]:
-    """Run the jobs without a record (in parallel), read the others back; results by (env, arm, seed)."""
+def run_all(
+    jobs: list[dict[str, Any]], n_jobs: int, log: Callable[[str], None], train: bool = True
+) -> dict[tuple, dict[str, Any]]:
+    """
+    Run the jobs without a record (in parallel), read the others back; results by (env, arm, seed).
+
+    :param train: False: only read the records back (the runs without one are left out and counted)
+    """
     results, todo = {}, []
     for job in jobs:
         record = Path(job["record"])
@@ -417,6 +423,9 @@ def run_all(jobs: list[dict[str, Any]], n_jobs: int, log: Callable[[str], None])
             results[(job["env_id"], job["arm"], job["seed"])] = json.loads(record.read_text())
         else:
             todo.append(job)
+    if not train:
+        log(f"{len(jobs)} runs: {len(results)} read back, {len(todo)} without a record left out (--no-train)")
+        return results
     log(f"{len(jobs)} runs: {len(todo)} to train ({n_jobs} at a time), {len(jobs) - len(todo)} read back")
     with ProcessPoolExecutor(max_workers=n_jobs) as executor:
         futures = {executor.submit(run_one, job): job for job in todo}
@@ -445,6 +454,9 @@ def main() -> None:
     parser.add_argument("--baseline-steps", type=int, default=None, help="Budget of the from-scratch runs (default: Zoo's)")
     parser.add_argument("--student-steps", type=int, default=None, help="Budget of the students (default: config's)")
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
+    parser.add_argument(
+        "--no-train", action="store_true", help="Only aggregate the runs already recorded (leave the others out)"
+    )
     args = parser.parse_args()
     all_arms = list(LOSS_ARMS) if args.loss_variants else list(ARMS)
     arms = args.arms or all_arms
@@ -476,7 +488,7 @@ def main() -> None:
                     "overrides": overrides, "reference": references[env_id],
                     "record": str(record_path(runs_dir, env_id, arm, seed)),
                 })  # fmt: skip
-    results = run_all(jobs, args.n_jobs, print)
+    results = run_all(jobs, args.n_jobs, print, train=not args.no_train)
     runs = [derive(result, references[result["env_id"]]) for result in results.values()]
 
     rows = []

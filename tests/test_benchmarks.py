@@ -68,6 +68,18 @@ def test_sample_efficiency_smoke(tmp_path):
     assert "10 runs: 0 to train" in rerun and "10 read back" in rerun
     assert [record.stat().st_mtime_ns for record in records] == mtimes
     assert read_csv(tmp_path / "results.csv") == rows
+    # --no-train aggregates what is recorded and leaves a missing run out instead of training it
+    records[0].unlink()
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sample_efficiency.py"), "--smoke", "--no-train", "--output-dir",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "10 runs: 9 read back, 1 without a record left out (--no-train)" in completed.stdout
+    assert not records[0].exists()
+    assert sum(int(row["seeds"]) for row in read_csv(tmp_path / "results.csv")) == 9
+    assert len(read_csv(tmp_path / "runs.csv")) == 9
 
 
 def test_minatar_students_smoke(tmp_path):
