@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import inspect
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_distill import DistilledDQN
 from sb3_distill.recipe import TEACHER_ALGO, make_recipe
 from sb3_distill.report import count_parameters, random_policy_return
 
@@ -49,10 +51,13 @@ def build_agent(
     if method == DISTILLED:
         return recipe.make_model(recipe.make_env(seed), seed=seed), recipe.n_timesteps
     # From scratch, the student's net gets the Zoo's budget for the env, as the teacher's net does
-    scratch_kwargs = {
-        key: value for key, value in recipe.model_kwargs.items() if key not in ("teacher", "alpha", "temperature")
-    }
-    return DQN(env=recipe.make_env(seed), seed=seed, **scratch_kwargs), teacher_recipe.n_timesteps
+    return DQN(env=recipe.make_env(seed), seed=seed, **dqn_kwargs(recipe.model_kwargs)), teacher_recipe.n_timesteps
+
+
+def dqn_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A student's constructor arguments without DistilledDQN's own (teacher, alpha, offline phase...): plain DQN's."""
+    own = set(inspect.signature(DistilledDQN).parameters) - set(inspect.signature(DQN).parameters)
+    return {key: value for key, value in model_kwargs.items() if key not in own}
 
 
 def mean_return(model: Any, env_id: str, n_episodes: int, seed: int) -> tuple[float, float]:

@@ -2,25 +2,27 @@
 Pixel students on a CPU: MinAtar students at about 25% and 7% of their teacher's parameters (the sizes of Rusu et al.'s
 policy-distillation study), distilled from the shipped teachers, against the same two networks trained from scratch.
 
-Per game (default: MinAtar/Breakout-v1 and MinAtar/SpaceInvaders-v1) and seed, four arms:
+Per game (default: MinAtar/Breakout-v1 and MinAtar/SpaceInvaders-v1) and seed, six arms:
 
-- distilled, ~25%: zoo_configs/distilled_dqn.yml's MinAtar student (MinAtarCNN with 8 channels and 64 units), with the
-  project's QDagger recipe: performance-based alpha (``alpha_0`` = 1) after an offline phase in which the teacher
-  acts for 10% of the student's budget and the student takes as many gradient steps (benchmarks/sample_efficiency.py's
-  "distilled, performance alpha + offline" arm)
+- distilled, ~25%: zoo_configs/distilled_dqn.yml's MinAtar student (MinAtarCNN with 8 channels and 64 units) with the
+  entry's own recipe (its constant alpha, temperature and offline phase: what `sb3-distill distill` gives)
 - distilled, ~7%: the same with zoo_configs/distilled_dqn_minatar_7pct.yml's student (4 channels, 36 units)
+- distilled, performance alpha, ~25% / ~7%: the same students with QDagger's decay instead (performance-based alpha,
+  ``alpha_0`` = 1, after an offline phase in which the teacher acts for 10% of the student's budget and the student
+  takes as many gradient steps: benchmarks/sample_efficiency.py's "distilled, performance alpha + offline" arm)
 - DQN scratch, ~25% net / ~7% net: plain SB3 DQN with the same networks and settings, no teacher, a longer budget
 
-Every agent is evaluated every 20,000 steps (10 deterministic episodes) and at the end over 20 (the final score).
-Scores are normalized between a random policy (0) and the teacher (1), measured once per output folder over 20
-episodes (references.json). Steps and seconds to 95% of the teacher are compared with the best from-scratch arm (an
-unreached run counts at its budget, so the ratio is an upper bound). rliable IQM with 95% stratified bootstrap CIs.
+Every agent is evaluated every 20,000 steps (10 deterministic episodes) and at the end over ``--final-episodes`` (the
+final score). Scores are normalized between a random policy (0) and the teacher (1), measured once per output folder
+over ``--reference-episodes`` (references.json; MinAtar returns vary a lot from episode to episode, so both default to
+100). Steps and seconds to 95% of the teacher are compared with the best from-scratch arm (an unreached run counts at
+its budget, so the ratio is an upper bound). rliable IQM with 95% stratified bootstrap CIs.
 
 Resumable as benchmarks/sample_efficiency.py: each (game, arm, seed) run writes runs/<game>/<arm>_seed<seed>.json as
 it finishes; a rerun skips what is done and only aggregates.
 
-    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 4 arms x 3 seeds: about 50 min on 2 cores
-    python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --seeds 3
+    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 3 seeds: about 75 min on 2 cores
+    python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --arms "distilled, ~25%" "DQN scratch, ~25% net"
     python benchmarks/minatar_students.py --smoke                              # seconds: checks the script works
 """
 
@@ -34,6 +36,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/minatar_students.py`
 
 from benchmarks.common import SCRATCH_STUDENT, base_parser, command_line, machine_description, write_csv, write_json
 from benchmarks.sample_efficiency import (
+    CONSTANT,
     OFFLINE,
     OFFLINE_SHARE,
     SMOKE_OVERRIDES,
@@ -51,14 +54,19 @@ DEFAULT_ENVS = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1")
 SMALL_CONF = str(zoo_config_path("distilled_dqn").parent / "distilled_dqn_minatar_7pct.yml")
 # Arm -> (the sample-efficiency arm it builds, the students' config: None for zoo_configs/distilled_dqn.yml)
 ARMS: dict[str, tuple[str, str | None]] = {
-    "distilled, ~25%": (OFFLINE, None),
-    "distilled, ~7%": (OFFLINE, SMALL_CONF),
+    "distilled, ~25%": (CONSTANT, None),
+    "distilled, ~7%": (CONSTANT, SMALL_CONF),
+    "distilled, performance alpha, ~25%": (OFFLINE, None),
+    "distilled, performance alpha, ~7%": (OFFLINE, SMALL_CONF),
     "DQN scratch, ~25% net": (SCRATCH_STUDENT, None),
     "DQN scratch, ~7% net": (SCRATCH_STUDENT, SMALL_CONF),
 }
 SCRATCH = tuple(arm for arm, (built, _) in ARMS.items() if built == SCRATCH_STUDENT)
 EVAL_FREQ = 20_000
 STUDENT_STEPS, BASELINE_STEPS = 200_000, 500_000
+EPISODES = 100
+# The smoke runs' offline phase (the entries' own is sized for the full budget)
+SMOKE_OFFLINE = {"offline_transitions": 30, "offline_gradient_steps": 30}
 
 
 def main() -> None:
@@ -73,13 +81,20 @@ def main() -> None:
         "--baseline-steps", type=int, default=BASELINE_STEPS, help="Steps of the from-scratch runs (default: %(default)s)"
     )
     parser.add_argument("--eval-freq", type=int, default=EVAL_FREQ, help="Steps between evaluations (default: %(default)s)")
+    parser.add_argument(
+        "--final-episodes", type=int, default=EPISODES, help="Episodes of the final evaluation (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--reference-episodes", type=int, default=EPISODES,
+        help="Episodes of the teacher's and random policy's reference returns (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
     args = parser.parse_args()
     unknown = [arm for arm in args.arms if arm not in ARMS]
     if unknown:
         parser.error(f"unknown arms {unknown}: choose among {list(ARMS)}")
     envs, seeds, overrides = args.envs, args.seeds, {}
-    eval_episodes, final_episodes, reference_episodes = 10, 20, 20
+    eval_episodes, final_episodes, reference_episodes = 10, args.final_episodes, args.reference_episodes
     if args.smoke:
         envs, seeds, eval_episodes, final_episodes, reference_episodes = envs[:1], 1, 1, 2, 2
         args.student_steps, args.baseline_steps, args.eval_freq = 300, 300, 100
@@ -91,7 +106,8 @@ def main() -> None:
         {
             "env_id": env_id, "arm": arm, "seed": seed, "build_arm": ARMS[arm][0], "conf_file": ARMS[arm][1],
             "budget": args.baseline_steps if arm in SCRATCH else args.student_steps, "eval_freq": args.eval_freq,
-            "eval_episodes": eval_episodes, "final_episodes": final_episodes, "overrides": overrides,
+            "eval_episodes": eval_episodes, "final_episodes": final_episodes,
+            "overrides": overrides if arm in SCRATCH or not overrides else {**overrides, **SMOKE_OFFLINE},
             "reference": references[env_id], "record": str(record_path(output_dir / "runs", env_id, arm, seed)),
         }
         for env_id in envs
@@ -113,7 +129,10 @@ def main() -> None:
         {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": seeds,
          "arms": {arm: {"builds": ARMS[arm][0], "conf_file": ARMS[arm][1] or "zoo_configs/distilled_dqn.yml"}
                   for arm in args.arms},
-         "student_steps": args.student_steps, "baseline_steps": args.baseline_steps, "offline_share": OFFLINE_SHARE,
+         "final_episodes": {arm: sorted({result["final_episodes"] for result in results.values() if result["arm"] == arm})
+                            for arm in args.arms},
+         "reference_episodes": reference_episodes, "student_steps": args.student_steps,
+         "baseline_steps": args.baseline_steps, "offline_share": OFFLINE_SHARE,
          "references": references, "results": rows, "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",
     )  # fmt: skip

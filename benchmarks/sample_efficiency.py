@@ -398,8 +398,18 @@ def plot_performance_profile(env_ids: list[str], arms: list[str], runs: list[dic
 
 
 def load_references(env_ids: list[str], n_episodes: int, path: Path) -> dict[str, dict[str, Any]]:
-    """Teacher and random returns per env, measured once per output folder and read back afterwards."""
+    """
+    Teacher and random returns per env, measured once per output folder and read back afterwards.
+
+    :raises ValueError: A reference read back was measured over another number of episodes
+    """
     references = json.loads(path.read_text()) if path.exists() else {}
+    for env_id in env_ids:
+        if env_id in references and references[env_id]["episodes"] != n_episodes:
+            raise ValueError(
+                f"{path}: the {env_id} reference was measured over {references[env_id]['episodes']} episodes, not "
+                f"{n_episodes}: pass that number of reference episodes, or move the file away to measure it again"
+            )
     missing = [env_id for env_id in env_ids if env_id not in references]
     for env_id in missing:
         references[env_id] = {**reference_returns(env_id, n_episodes, 123), "episodes": n_episodes}

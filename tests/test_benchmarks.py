@@ -86,21 +86,26 @@ def test_minatar_students_smoke(tmp_path):
     pytest.importorskip("minatar.gym")
     output = run_smoke("minatar_students.py", tmp_path)
     rows = read_csv(tmp_path / "results.csv")
-    arms = ["distilled, ~25%", "distilled, ~7%", "DQN scratch, ~25% net", "DQN scratch, ~7% net"]
+    arms = [
+        "distilled, ~25%", "distilled, ~7%", "distilled, performance alpha, ~25%", "distilled, performance alpha, ~7%",
+        "DQN scratch, ~25% net", "DQN scratch, ~7% net",
+    ]  # fmt: skip
     assert [(row["env_id"], row["arm"]) for row in rows] == [("MinAtar/Breakout-v1", arm) for arm in arms]
     # The students' sizes on Breakout (3 actions): the same two networks distilled and from scratch
-    assert [int(row["parameters"]) for row in rows] == [33_323, 9_511, 33_323, 9_511]
+    assert [int(row["parameters"]) for row in rows] == [33_323, 9_511] * 3
     assert [float(row["parameter_ratio"]) for row in rows[:2]] == pytest.approx([33_323 / 132_179, 9_511 / 132_179])
-    # The distilled arms run the offline phase (10% of the 300-step budget), the scratch arms use no teacher
-    assert [int(row["teacher_transitions"]) for row in rows] == [30, 30, 0, 0]
+    # The distilled arms run an offline phase (the entries' own made tiny; 10% of the 300-step budget for the
+    # performance arms), the scratch arms use no teacher
+    assert [int(row["teacher_transitions"]) for row in rows] == [30, 30, 30, 30, 0, 0]
     # The ratios are to the best scratch arm of the two nets
     assert {row["best_scratch_arm"] for row in rows} <= {"DQN scratch, ~25% net", "DQN scratch, ~7% net"}
     assert (tmp_path / "iqm_curves.png").read_bytes().startswith(PNG_SIGNATURE)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["references"]["MinAtar/Breakout-v1"]["teacher_parameters"] == 132_179
     assert summary["arms"]["distilled, ~7%"]["conf_file"].endswith("distilled_dqn_minatar_7pct.yml")
-    assert len(list((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("*.json"))) == 4 and "4 to train" in output
-    assert "4 runs: 0 to train" in run_smoke("minatar_students.py", tmp_path)
+    assert summary["final_episodes"]["distilled, ~25%"] == [2] and summary["reference_episodes"] == 2
+    assert len(list((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("*.json"))) == 6 and "6 to train" in output
+    assert "6 runs: 0 to train" in run_smoke("minatar_students.py", tmp_path)
 
 
 def test_overhead_smoke(tmp_path):
@@ -239,3 +244,16 @@ def test_stability_smoke(tmp_path):
         assert 0 <= int(row["late_dips"]) <= int(row["late_evaluations"]) == 3
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["dips_total"]) == {"0.5", "0.9", "performance"} and "teacher_agreement_late" in output
+
+
+def test_references_measured_over_other_episodes_are_refused(tmp_path):
+    from benchmarks.sample_efficiency import load_references
+
+    path = tmp_path / "references.json"
+    reference = {"teacher_return": 14.1, "teacher_std": 9.4, "random_return": 0.6, "teacher_parameters": 1, "episodes": 20}
+    path.write_text(json.dumps({"MinAtar/Breakout-v1": reference}))
+    with pytest.raises(ValueError, match=r"references.json: the MinAtar/Breakout-v1 reference was measured over 20 "
+                                         r"episodes, not 100"):  # fmt: skip
+        load_references(["MinAtar/Breakout-v1"], 100, path)
+    # Read back as it is when the numbers agree, without measuring again
+    assert load_references(["MinAtar/Breakout-v1"], 20, path) == {"MinAtar/Breakout-v1": reference}

@@ -107,11 +107,16 @@ def breakout_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("conf_file", [None, SEVEN_PERCENT_CONFIG])
 def test_a_student_distills_from_a_minatar_teacher_through_the_recipe(breakout_teacher: Path, conf_file: Path | None):
-    recipe = make_recipe(BREAKOUT, conf_file=conf_file, teacher=breakout_teacher, hyperparams=TINY, n_timesteps=200)
+    # The entries' offline phase, made tiny: the teacher acts first, its transitions counted apart from the student's
+    offline = {"offline_transitions": 40, "offline_gradient_steps": 40}
+    recipe = make_recipe(
+        BREAKOUT, conf_file=conf_file, teacher=breakout_teacher, hyperparams={**TINY, **offline}, n_timesteps=200
+    )
     student = recipe.make_model(recipe.make_env(seed=0), seed=0)
     assert isinstance(student, DistilledDQN)
     student.learn(recipe.n_timesteps)
     assert student.num_timesteps == 200 and student._n_updates > 0
+    assert student.teacher_transitions == 40 and student.offline_done
     assert isinstance(student.q_net.features_extractor, MinAtarCNN)
 
 
