@@ -3,13 +3,15 @@ Why distilled students fall away from their teacher late in training: per alpha 
 logs (``train/teacher_agreement``, ``train/td_loss``, ``train/distill_loss``, ``train/alpha``) and its evaluations say
 in the first and the second half of its budget.
 
-Each run is the env's student of zoo_configs/distilled_dqn.yml with one alpha (a number, or ``performance`` for QDagger's
-performance-based weight with ``alpha_0`` = 1), trained in one ``learn()`` call and evaluated every ``--eval-freq``
-steps over 10 deterministic episodes. "Early" is from 15% of the budget to its middle, "late" from the middle on; the
-agreement is the share of a sampled batch where the student's greedy action is the teacher's (logged on the last batch
-of each ``train()`` call). A dip is a late evaluation below 95% of the teacher's normalized return.
+Each run is the env's student of zoo_configs/distilled_dqn.yml with one alpha (a number, ``performance`` for QDagger's
+performance-based weight with ``alpha_0`` = 1, or ``performance:X`` for that weight with ``alpha_min`` = X), trained
+in one ``learn()`` call and evaluated every ``--eval-freq`` steps over 10 deterministic episodes. "Early" is from 15%
+of the budget to its middle, "late" from the middle on; the agreement is the share of a sampled batch where the
+student's greedy action is the teacher's (logged on the last batch of each ``train()`` call). A dip is a late
+evaluation below 95% of the teacher's normalized return.
 
     OMP_NUM_THREADS=1 python benchmarks/stability.py --env CartPole-v1 --alphas 0.5 0.9 performance --seeds 5
+    OMP_NUM_THREADS=1 python benchmarks/stability.py --env Acrobot-v1 --alphas performance performance:0.5 --seeds 5
     python benchmarks/stability.py --smoke
 """
 
@@ -50,11 +52,24 @@ class Evaluations(BaseCallback):
 
 
 def alpha_kwargs(alpha: str, reference: dict[str, Any]) -> dict[str, Any]:
-    """DistilledDQN's arguments for ``--alphas`` value ``alpha``."""
-    if alpha == "performance":
-        return {"alpha": "performance", "alpha_0": 1.0, "teacher_return": reference["teacher_return"],
-                "random_return": reference["random_return"]}  # fmt: skip
+    """DistilledDQN's arguments for ``--alphas`` value ``alpha`` (checked by :func:`check_alpha_value`)."""
+    kind, _, alpha_min = alpha.partition(":")
+    if kind == "performance":
+        return {"alpha": "performance", "alpha_0": 1.0, "alpha_min": float(alpha_min or 0.0),
+                "teacher_return": reference["teacher_return"], "random_return": reference["random_return"]}  # fmt: skip
     return {"alpha": float(alpha)}
+
+
+def check_alpha_value(alpha: str) -> str | None:
+    """What is wrong with an ``--alphas`` value, or None."""
+    kind, colon, value = alpha.partition(":")
+    try:
+        number = float(value if kind == "performance" and colon else kind if kind != "performance" else 0.0)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        return f"--alphas {alpha!r}: expected a number in [0, 1], 'performance' or 'performance:ALPHA_MIN'"
+    return None
 
 
 def run(env_id: str, alpha: str, seed: int, args: Any, overrides: dict, reference: dict, log_dir: Path) -> dict:
@@ -90,7 +105,10 @@ def run(env_id: str, alpha: str, seed: int, args: Any, overrides: dict, referenc
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[1], "benchmarks/results/stability")
     parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--alphas", nargs="+", default=["0.5", "0.9", "performance"], help="Numbers or 'performance'")
+    parser.add_argument(
+        "--alphas", nargs="+", default=["0.5", "0.9", "performance"],
+        help="Numbers, 'performance' or 'performance:ALPHA_MIN' (QDagger's weight with a floor)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="Budget (default: the entry's)")
     parser.add_argument("--eval-freq", type=int, default=500)
@@ -102,11 +120,9 @@ def main() -> None:
         args.seeds, args.n_timesteps, args.eval_freq, args.eval_episodes, reference_episodes = 1, 400, 100, 2, 2
         overrides = SMOKE_OVERRIDES
     for alpha in args.alphas:
-        if alpha != "performance":
-            try:
-                float(alpha)
-            except ValueError:
-                parser.error(f"--alphas {alpha!r}: expected a number in [0, 1] or 'performance'")
+        problem = check_alpha_value(alpha)
+        if problem:
+            parser.error(problem)
     output_dir = Path(args.output_dir)
     reference = reference_returns(args.env, reference_episodes, 123)
     rows = []

@@ -1,6 +1,8 @@
 """QDagger's performance-based alpha (sb3_distill/distilled_dqn/alpha.py) and its use by DistilledDQN."""
 
+import json
 import math
+import zipfile
 from collections import deque
 
 import gymnasium as gym
@@ -41,6 +43,17 @@ def test_weight_from_the_normalized_score():
     assert weight([0.0]) == (0.8, -0.25)
 
 
+def test_alpha_min_is_the_least_weight():
+    weight = PerformanceAlpha(alpha_0=0.8, teacher_return=100.0, random_return=20.0, alpha_min=0.3)
+    assert weight([]) == (0.8, None)
+    # Above the floor the rule is QDagger's: s = 0.25, alpha = 0.8 * 0.75
+    assert weight([40.0])[0] == pytest.approx(0.6)
+    # s = 0.75: QDagger's 0.2 is below the floor
+    assert weight([80.0])[0] == pytest.approx(0.3)
+    assert weight([100.0]) == (0.3, 1.0) and weight([180.0]) == (0.3, 2.0)
+    assert "alpha_min=0.3" in repr(weight)
+
+
 def test_negative_returns():
     weight = PerformanceAlpha(alpha_0=1.0, teacher_return=-100.0, random_return=-500.0)
     alpha, score = weight([-200.0])
@@ -67,6 +80,29 @@ def test_alpha_follows_the_training_episodes(cartpole_teacher_path):
     assert student._current_alpha() == pytest.approx(0.8)
     student.ep_info_buffer = episodes(60.0)
     assert student._current_alpha() == pytest.approx(0.4)
+
+
+def test_a_student_with_alpha_min_keeps_that_weight_at_its_teachers_level(tmp_path, cartpole_teacher_path):
+    student = performance_student(cartpole_teacher_path, alpha_min=0.25)
+    student.set_logger(configure(str(tmp_path), ["csv"]))
+    student.ep_info_buffer = episodes(100.0, 120.0)
+    assert student._current_alpha() == 0.25
+    student.ep_info_buffer = episodes(60.0)
+    assert student._current_alpha() == pytest.approx(0.4)
+    # Saved and loaded with the student; a zip saved before alpha_min existed loads with QDagger's rule (0)
+    student.save(tmp_path / "student.zip")
+    loaded = DistilledDQN.load(tmp_path / "student.zip", teacher=cartpole_teacher_path)
+    loaded.set_logger(configure(str(tmp_path), ["csv"]))
+    loaded.ep_info_buffer = episodes(100.0)
+    assert loaded.alpha_min == 0.25 and loaded._current_alpha() == 0.25
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(files["data"])
+    del data["alpha_min"]
+    with zipfile.ZipFile(tmp_path / "older.zip", "w") as archive:
+        for name, content in {**files, "data": json.dumps(data).encode()}.items():
+            archive.writestr(name, content)
+    assert DistilledDQN.load(tmp_path / "older.zip", teacher=cartpole_teacher_path).alpha_min == 0.0
 
 
 def test_alpha_and_score_are_logged(tmp_path, cartpole_teacher_path):
@@ -131,6 +167,9 @@ def test_an_env_that_cannot_be_remade_needs_the_returns(cartpole_teacher_path):
         (dict(random_return=math.inf), ValueError, r"random_return=inf must be a finite float"),
         (dict(teacher_return="high"), ValueError, r"teacher_return='high'"),
         (dict(performance_eval_episodes=0), ValueError, r"performance_eval_episodes=0 must be an int >= 1"),
+        (dict(alpha_min=0.9), ValueError, r"alpha_min=0\.9 must be a float in \[0, alpha_0=0\.8\]"),
+        (dict(alpha_min=-0.1), ValueError, r"alpha_min=-0\.1 must be a float in \[0, alpha_0=0\.8\]"),
+        (dict(alpha_min="some"), ValueError, r"alpha_min='some'"),
     ],
 )
 def test_bad_settings_fail_at_construction(cartpole_teacher_path, kwargs, error, match):

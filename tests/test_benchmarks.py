@@ -257,3 +257,18 @@ def test_references_measured_over_other_episodes_are_refused(tmp_path):
         load_references(["MinAtar/Breakout-v1"], 100, path)
     # Read back as it is when the numbers agree, without measuring again
     assert load_references(["MinAtar/Breakout-v1"], 20, path) == {"MinAtar/Breakout-v1": reference}
+
+
+def test_stability_alphas_with_a_floor():
+    from benchmarks.stability import alpha_kwargs, check_alpha_value
+
+    reference = {"teacher_return": -84.0, "random_return": -500.0}
+    assert alpha_kwargs("performance:0.5", reference) == {
+        "alpha": "performance", "alpha_0": 1.0, "alpha_min": 0.5, "teacher_return": -84.0, "random_return": -500.0
+    }  # fmt: skip
+    assert alpha_kwargs("performance", reference)["alpha_min"] == 0.0 and alpha_kwargs("0.9", reference) == {"alpha": 0.9}
+    assert [check_alpha_value(value) for value in ("0.5", "performance", "performance:0.25")] == [None] * 3
+    for value in ("1.5", "high", "performance:", "performance:x", "performance:2"):
+        assert check_alpha_value(value) == (
+            f"--alphas {value!r}: expected a number in [0, 1], 'performance' or 'performance:ALPHA_MIN'"
+        )

@@ -76,7 +76,7 @@ def check_temperature(temperature: float) -> None:
 
 
 def check_performance_settings(
-    alpha_0: float, teacher_return: float | None, random_return: float | None, eval_episodes: int
+    alpha_0: float, teacher_return: float | None, random_return: float | None, eval_episodes: int, alpha_min: float = 0.0
 ) -> None:
     """
     Fail unless the settings of the performance-based alpha are valid (checked whatever ``alpha`` is).
@@ -85,9 +85,15 @@ def check_performance_settings(
     :param teacher_return: The teacher's mean return, or None to measure it
     :param random_return: A random policy's mean return, or None to measure it
     :param eval_episodes: Episodes of each measurement, >= 1
+    :param alpha_min: The least weight, once the student scores 1 or more, in [0, alpha_0]
     """
     if not _is_real(alpha_0) or math.isnan(alpha_0) or not 0.0 <= alpha_0 <= 1.0:
         raise ValueError(f"alpha_0={alpha_0!r} must be a float in [0, 1]: the distillation weight while the student scores 0")
+    if not _is_real(alpha_min) or math.isnan(alpha_min) or not 0.0 <= alpha_min <= alpha_0:
+        raise ValueError(
+            f"alpha_min={alpha_min!r} must be a float in [0, alpha_0={alpha_0!r}]: the least distillation weight, once the "
+            "student scores at its teacher's level"
+        )
     for name, value in (("teacher_return", teacher_return), ("random_return", random_return)):
         if value is not None and not (_is_real(value) and math.isfinite(value)):
             raise ValueError(f"{name}={value!r} must be a finite float (a mean episode return), or None to measure it")
@@ -114,17 +120,21 @@ def check_reference_returns(teacher_return: float, random_return: float, how: st
 
 class PerformanceAlpha:
     """
-    QDagger's weight of the distillation term: ``alpha_t = alpha_0 * clip(1 - s, 0, 1)``, where ``s`` is the student's
-    normalized score ``(G_student - G_random) / (G_teacher - G_random)`` on its recent training episodes.
+    QDagger's weight of the distillation term: ``alpha_t = max(alpha_min, alpha_0 * clip(1 - s, 0, 1))``, where ``s``
+    is the student's normalized score ``(G_student - G_random) / (G_teacher - G_random)`` on its recent training
+    episodes. QDagger's own rule has ``alpha_min = 0``: the student leaves the teacher once it matches it.
 
     :param alpha_0: The weight while the student scores 0 or less (QDagger's c), in [0, 1]
     :param teacher_return: The teacher's mean return G_teacher
     :param random_return: A random policy's mean return G_random, below ``teacher_return``
+    :param alpha_min: The least weight, in [0, alpha_0]: the student keeps that much of the teacher's guidance once it
+        scores at the teacher's level (0: QDagger's rule)
     """
 
-    def __init__(self, alpha_0: float, teacher_return: float, random_return: float):
-        check_performance_settings(alpha_0, teacher_return, random_return, eval_episodes=1)
+    def __init__(self, alpha_0: float, teacher_return: float, random_return: float, alpha_min: float = 0.0):
+        check_performance_settings(alpha_0, teacher_return, random_return, eval_episodes=1, alpha_min=alpha_min)
         self.alpha_0 = float(alpha_0)
+        self.alpha_min = float(alpha_min)
         self.teacher_return = float(teacher_return)
         self.random_return = float(random_return)
 
@@ -140,13 +150,13 @@ class PerformanceAlpha:
             return self.alpha_0, None
         # s: 0 for a random policy's return, 1 for the teacher's
         score = normalized_score(float(np.mean(returns)), self.teacher_return, self.random_return)
-        # Distill fully while the student is no better than random, not at all once it matches the teacher
-        return self.alpha_0 * float(np.clip(1.0 - score, 0.0, 1.0)), score
+        # Distill fully while the student is no better than random, down to alpha_min once it matches the teacher
+        return max(self.alpha_min, self.alpha_0 * float(np.clip(1.0 - score, 0.0, 1.0))), score
 
     def __repr__(self) -> str:
         return (
             f"PerformanceAlpha(alpha_0={self.alpha_0}, teacher_return={self.teacher_return}, "
-            f"random_return={self.random_return})"
+            f"random_return={self.random_return}, alpha_min={self.alpha_min})"
         )
 
 
@@ -216,6 +226,7 @@ def make_performance_alpha(
     eval_episodes: int,
     seed: int | None,
     device: th.device | str,
+    alpha_min: float = 0.0,
 ) -> tuple[PerformanceAlpha, str]:
     """
     The performance-based alpha, with the given returns, the missing ones measured by :func:`measure_reference_returns`
@@ -229,6 +240,7 @@ def make_performance_alpha(
     :param eval_episodes: Episodes of each measurement
     :param seed: Seed of the measurement
     :param device: The teacher's device
+    :param alpha_min: The least weight, once the student scores at the teacher's level
     :return: (the weight, how the returns were obtained)
     """
     how = "given"
@@ -251,4 +263,4 @@ def make_performance_alpha(
         random_return = measured[1] if random_return is None else random_return
         how = f"measured over {eval_episodes} episodes where not given"
     check_reference_returns(teacher_return, random_return, how)
-    return PerformanceAlpha(alpha_0, teacher_return, random_return), how
+    return PerformanceAlpha(alpha_0, teacher_return, random_return, alpha_min), how

@@ -47,9 +47,9 @@ class DistilledDQN(DQN):
     student's softmaxed Q-values on the sampled batch:
     ``L = (1 - alpha) * L_TD + alpha * T^2 * KL(softmax(Q_T / T) || softmax(Q_S / T))``
     (or another distillation term, ``distill_loss``). With ``alpha="performance"`` the weight follows QDagger: it decays
-    from ``alpha_0`` to 0 as the student's recent training return nears the teacher's. With ``offline_transitions > 0``
-    the teacher first fills the replay buffer and the student trains on it, before its own first step (QDagger's
-    offline phase).
+    from ``alpha_0`` to ``alpha_min`` (0 by default) as the student's recent training return nears the teacher's. With
+    ``offline_transitions > 0`` the teacher first fills the replay buffer and the student trains on it, before its own
+    first step (QDagger's offline phase).
 
     Paper: https://arxiv.org/abs/1511.06295 (Policy Distillation), https://arxiv.org/abs/1503.02531,
     https://arxiv.org/abs/2206.01626 (QDagger)
@@ -66,8 +66,8 @@ class DistilledDQN(DQN):
         part of Q-values), or a ``Teacher``. Required unless ``alpha`` is 0. It is never saved with the student.
     :param alpha: Weight of the distillation term, in [0, 1] (0: plain DQN, 1: distillation only),
         or a schedule of the current progress remaining (from 1 to 0), or ``"performance"`` for QDagger's weight
-        ``alpha_0 * clip(1 - s, 0, 1)``, where ``s = (G_student - G_random) / (G_teacher - G_random)`` is the
-        normalized score of the mean return of the student's recent training episodes (SB3's ``ep_info_buffer``, the
+        ``max(alpha_min, alpha_0 * clip(1 - s, 0, 1))``, where ``s = (G_student - G_random) / (G_teacher - G_random)``
+        is the normalized score of the mean return of the student's recent training episodes (SB3's ``ep_info_buffer``, the
         last ``stats_window_size``; ``alpha_0`` before any episode finished). Logged as ``train/alpha`` and
         ``train/student_score``
     :param temperature: Softmax temperature ``T > 0`` applied to both teacher and student Q-values (to the student's
@@ -76,6 +76,9 @@ class DistilledDQN(DQN):
         over batch and actions of ``(Q_S - Q_T)^2``, no temperature) or ``"nll"`` (cross-entropy of
         ``softmax(Q_S / T)`` on the teacher's greedy action)
     :param alpha_0: With ``alpha="performance"``: the weight while the student scores 0 or less (QDagger's c), in [0, 1]
+    :param alpha_min: With ``alpha="performance"``: the least weight, in [0, alpha_0], kept once the student scores at
+        its teacher's level. 0 (default): QDagger's rule, the student leaves the teacher once it matches it; a tiny
+        student then trained by its TD loss alone may fall away from the teacher's level again
     :param teacher_return: With ``alpha="performance"``: the teacher's mean return G_teacher, on the scale of the
         training episodes' returns. None: measured once at the start of the first ``learn()``, over
         ``performance_eval_episodes`` deterministic episodes on a copy of the training env made from its spec
@@ -158,6 +161,7 @@ class DistilledDQN(DQN):
         trust_teacher: bool = False,
         distill_loss: str = "kl",
         alpha_0: float = 1.0,
+        alpha_min: float = 0.0,
         teacher_return: float | None = None,
         random_return: float | None = None,
         performance_eval_episodes: int = 10,
@@ -223,6 +227,7 @@ class DistilledDQN(DQN):
         self.trust_teacher = trust_teacher
         self.distill_loss = distill_loss
         self.alpha_0 = alpha_0
+        self.alpha_min = alpha_min
         self.teacher_return = teacher_return
         self.random_return = random_return
         self.performance_eval_episodes = performance_eval_episodes
@@ -243,7 +248,9 @@ class DistilledDQN(DQN):
         check_alpha(self.alpha)
         check_temperature(self.temperature)
         get_distillation_loss(self.distill_loss)
-        check_performance_settings(self.alpha_0, self.teacher_return, self.random_return, self.performance_eval_episodes)
+        check_performance_settings(
+            self.alpha_0, self.teacher_return, self.random_return, self.performance_eval_episodes, self.alpha_min
+        )
         check_offline_settings(self.offline_transitions, self.offline_gradient_steps, self.offline_epsilon)
 
     def _setup_model(self) -> None:
@@ -333,7 +340,7 @@ class DistilledDQN(DQN):
             return self.performance_alpha
         self.performance_alpha, how = make_performance_alpha(
             self.alpha_0, self.teacher_return, self.random_return, self.teacher, self.env, self.performance_eval_episodes,
-            self.seed, self.device,
+            self.seed, self.device, self.alpha_min,
         )  # fmt: skip
         if self.verbose >= 1:
             print(f"Performance-based alpha: {self.performance_alpha} ({how})")
