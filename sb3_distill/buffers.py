@@ -177,20 +177,24 @@ class TeacherValuesMixin:
         return self.to_torch(observations)  # type: ignore[attr-defined]
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
-        # One env index per sample, drawn as SB3's _get_samples draws it (same generator, same call), and used for
-        # both the transition and its stored values
-        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         samples: ReplayBufferSamples | DictReplayBufferSamples
+        env_indices: np.ndarray | int
         if self.n_envs == 1:
-            # One env: SB3's own draw has a single choice too (and consumes nothing), no per-env views needed
+            # One env: SB3's own draw of env indices has a single choice (it consumes nothing from the generator), no
+            # per-env views needed
             samples = self.sb3_class._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
+            env_indices = 0
         else:
+            # One env index per sample, drawn as SB3's _get_samples draws it (same generator, same call), and used for
+            # both the transition and its stored values
+            env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
             samples = self._sb3_samples(batch_inds, env_indices, env)
         teacher_q_values = None
         if self.n_uncached == 0 and env is None:
             # Fancy indexing already copied: share that array with torch rather than copying it again
-            teacher_q_values = th.as_tensor(self.teacher_q_values[batch_inds, env_indices], device=self.device)
-        return TeacherReplayBufferSamples(**samples._asdict(), teacher_q_values=teacher_q_values)  # type: ignore[call-arg]
+            teacher_q_values = th.from_numpy(self.teacher_q_values[batch_inds, env_indices]).to(self.device)
+        # Positional: the fields of SB3's samples, then the teacher's values (a few microseconds less than by name)
+        return TeacherReplayBufferSamples(*samples, teacher_q_values)  # type: ignore[call-arg]
 
     def _sb3_samples(
         self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None

@@ -98,7 +98,7 @@ def get_distillation_loss(name: str) -> Callable[[th.Tensor, th.Tensor, float], 
 
 
 def distillation_loss_and_gradient(
-    name: str, student_q_values: th.Tensor, teacher_q_values: th.Tensor, temperature: float
+    name: str, student_q_values: th.Tensor, teacher_q_values: th.Tensor, temperature: float, gradient_scale: float = 1.0
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     The distillation loss ``name`` and its gradient with respect to the student's Q-values, in closed form, without
@@ -114,7 +114,10 @@ def distillation_loss_and_gradient(
     :param student_q_values: Student Q-values, shape ``(batch_size, n_actions)``
     :param teacher_q_values: Teacher Q-values, same shape
     :param temperature: Softmax temperature ``T > 0`` (unused by ``mse``)
-    :return: (scalar loss, its gradient with respect to ``student_q_values``), both without gradients
+    :param gradient_scale: Factor of the gradient (not of the loss): ``train()`` passes alpha, the term's weight in L,
+        which saves one tensor operation per update
+    :return: (scalar loss, ``gradient_scale`` times its gradient with respect to ``student_q_values``), both without
+        gradients
     """
     get_distillation_loss(name)
     _check_same_shape(student_q_values, teacher_q_values)
@@ -122,7 +125,7 @@ def distillation_loss_and_gradient(
         batch_size = student_q_values.shape[0]
         if name == "mse":
             gap = student_q_values - teacher_q_values
-            return gap.square().mean(), gap.mul_(2.0 / gap.numel())
+            return gap.square().mean(), gap.mul_(2.0 * gradient_scale / gap.numel())
         if temperature != 1.0:
             student_q_values = student_q_values / temperature
         student_log_probs = F.log_softmax(student_q_values, dim=1)
@@ -130,12 +133,12 @@ def distillation_loss_and_gradient(
         if name == "nll":
             greedy_actions = teacher_q_values.argmax(dim=1, keepdim=True)
             loss = -student_log_probs.gather(1, greedy_actions).mean()
-            return loss, student_probs.scatter_add_(1, greedy_actions, -th.ones_like(student_log_probs[:, :1])).div_(
-                temperature * batch_size
+            return loss, student_probs.scatter_add_(1, greedy_actions, -th.ones_like(student_log_probs[:, :1])).mul_(
+                gradient_scale / (temperature * batch_size)
             )
         teacher_log_probs = F.log_softmax(teacher_q_values if temperature == 1.0 else teacher_q_values / temperature, dim=1)
         kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
-        gradient = student_probs.sub_(teacher_log_probs.exp_()).mul_(temperature / batch_size)
+        gradient = student_probs.sub_(teacher_log_probs.exp_()).mul_(gradient_scale * temperature / batch_size)
         return (kl if temperature == 1.0 else temperature**2 * kl), gradient
 
 

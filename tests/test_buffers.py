@@ -11,7 +11,7 @@ import pytest
 import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.vec_env import VecNormalize
@@ -253,6 +253,8 @@ def test_multi_env_samples_are_sb3s_with_their_own_values(tmp_path, cartpole_tea
 
 def test_samples_have_sb3s_fields_and_the_values():
     assert TeacherReplayBufferSamples._fields == (*ReplayBufferSamples._fields, "teacher_q_values")
+    # The samples are built positionally from SB3's: its dict samples must have the same fields in the same order
+    assert DictReplayBufferSamples._fields == ReplayBufferSamples._fields
 
 
 @pytest.mark.parametrize(

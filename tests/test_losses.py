@@ -196,6 +196,10 @@ def test_closed_form_gradient_equals_autograd(name, temperature):
     th.testing.assert_close(gradient, student_q_values.grad, rtol=1e-8, atol=1e-12)
     # The inputs are left as they were (the gradient is built in place on copies)
     assert th.isfinite(gradient).all() and student_q_values.grad is not None
+    # gradient_scale (train() passes alpha) scales the gradient only
+    scaled_loss, scaled = distillation_loss_and_gradient(name, student_q_values, teacher_q_values, temperature, 0.3)
+    th.testing.assert_close(scaled_loss, loss, rtol=0, atol=0)
+    th.testing.assert_close(scaled, 0.3 * student_q_values.grad, rtol=1e-8, atol=1e-12)
 
 
 def test_closed_form_kl_worked_example():

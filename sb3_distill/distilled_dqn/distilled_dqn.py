@@ -352,6 +352,7 @@ class DistilledDQN(DQN):
         student_q_values: th.Tensor,
         teacher_q_values: th.Tensor | None = None,
         with_agreement: bool = True,
+        gradient_scale: float = 1.0,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """
         The distillation loss on a batch, its gradient at the student's Q-values, and where the student's and the
@@ -362,14 +363,15 @@ class DistilledDQN(DQN):
         :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
             else None to evaluate the teacher now
         :param with_agreement: Whether to compute the agreement (``train()`` does on the batch it logs it for only)
-        :return: (distillation loss, its gradient with respect to ``student_q_values``, boolean agreement per sample
-            or None without ``with_agreement``), none of them with gradients
+        :param gradient_scale: Factor of the gradient (``train()`` passes alpha)
+        :return: (distillation loss, ``gradient_scale`` times its gradient with respect to ``student_q_values``,
+            boolean agreement per sample or None without ``with_agreement``), none of them with gradients
         """
         assert self.teacher is not None
         if teacher_q_values is None:
             teacher_q_values = self.teacher.q_values(observations)
         loss, gradient = distillation_loss_and_gradient(
-            self.distill_loss, student_q_values, teacher_q_values, self.temperature
+            self.distill_loss, student_q_values, teacher_q_values, self.temperature, gradient_scale
         )
         agreement = greedy_agreement(student_q_values.detach(), teacher_q_values) if with_agreement else None
         return loss, gradient, agreement
@@ -417,7 +419,8 @@ class DistilledDQN(DQN):
 
             # Compute Huber loss (less sensitive to outliers)
             td_loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            td_losses.append(td_loss.detach())
+            td_loss_value = td_loss.detach()
+            td_losses.append(td_loss_value)
 
             loss = td_loss
             distill_gradient: th.Tensor | None = None
@@ -427,10 +430,11 @@ class DistilledDQN(DQN):
                     all_q_values,
                     getattr(replay_data, "teacher_q_values", None),
                     with_agreement=gradient_step == gradient_steps - 1,
+                    gradient_scale=alpha,
                 )
                 agreement = step_agreement if step_agreement is not None else agreement
                 # L = (1 - alpha) * L_TD + alpha * L_distill, as one interpolation (exact at alpha = 0 and 1)
-                loss = th.lerp(td_loss.detach(), distill_loss, alpha)
+                loss = th.lerp(td_loss_value, distill_loss, alpha)
                 distill_losses.append(distill_loss)
             # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
             loss_value = loss.item()
@@ -447,7 +451,7 @@ class DistilledDQN(DQN):
                 # closed form at the student's Q-values (losses.distillation_loss_and_gradient), from where autograd
                 # carries it through the network. The same update as L.backward(), without the distillation term's
                 # graph nodes (each costs microseconds, a sizeable share of a small student's update)
-                th.autograd.backward((td_loss, all_q_values), (td_weight, distill_gradient.mul_(alpha)))
+                th.autograd.backward((td_loss, all_q_values), (td_weight, distill_gradient))
             # Clip gradient norm
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
