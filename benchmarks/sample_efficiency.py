@@ -20,11 +20,14 @@ only aggregates, so the full run (hours on a 2-core CPU) can be done in pieces (
     python benchmarks/sample_efficiency.py                                  # every env and arm, 10 seeds
     python benchmarks/sample_efficiency.py --envs CartPole-v1 --arms "distilled, constant alpha"
     python benchmarks/sample_efficiency.py --loss-variants                  # kl / mse / nll on Acrobot-v1, 5 seeds
+    python benchmarks/sample_efficiency.py --envs LunarLander-v3 --arms "distilled, constant alpha" -params alpha:0.7 \
+        --references benchmarks/results/sample_efficiency_v2/references.json --output-dir /tmp/lunarlander_alpha_0.7
     python benchmarks/sample_efficiency.py --smoke                          # seconds: checks the script works
 """
 
 import json
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/sample_efficiency.py`
 import numpy as np
 import torch as th
 from matplotlib.figure import Figure
+from rl_zoo3.utils import StoreDict
 from scipy import stats
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -467,6 +471,16 @@ def main() -> None:
     parser.add_argument(
         "--no-train", action="store_true", help="Only aggregate the runs already recorded (leave the others out)"
     )
+    parser.add_argument(
+        "-params", "--hyperparams", type=str, nargs="+", action=StoreDict, default={},
+        help="The distilled arms' hyperparameters instead of their entry's, as the Zoo's -params (e.g. alpha:0.7 "
+        "temperature:0.5); the scratch arms are left as they are. Give each variant its own --output-dir",
+    )  # fmt: skip
+    parser.add_argument(
+        "--references", default=None,
+        help="Start from this references.json (another output's) rather than measuring the teacher again, so that "
+        "scores compare across output folders",
+    )  # fmt: skip
     args = parser.parse_args()
     all_arms = list(LOSS_ARMS) if args.loss_variants else list(ARMS)
     arms = args.arms or all_arms
@@ -484,6 +498,9 @@ def main() -> None:
         overrides = SMOKE_OVERRIDES
     runs_dir = output_dir / "runs"
     start = time.perf_counter()
+    if args.references and not (output_dir / "references.json").exists():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.references, output_dir / "references.json")
     references = load_references(envs, reference_episodes, output_dir / "references.json")
 
     jobs = []
@@ -495,7 +512,8 @@ def main() -> None:
                     "budget": args.baseline_steps if arm in SCRATCH_ARMS else args.student_steps,
                     "eval_freq": 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000),
                     "eval_episodes": args.eval_episodes, "final_episodes": args.final_episodes,
-                    "overrides": overrides, "reference": references[env_id],
+                    "overrides": overrides if arm in SCRATCH_ARMS else {**overrides, **args.hyperparams},
+                    "reference": references[env_id],
                     "record": str(record_path(runs_dir, env_id, arm, seed)),
                 })  # fmt: skip
     results = run_all(jobs, args.n_jobs, print, train=not args.no_train)
@@ -525,7 +543,8 @@ def main() -> None:
     plot_performance_profile(envs, arms, runs, output_dir / "performance_profile.png")
     write_json(
         {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": seeds,
-         "arms": arms, "offline_share": OFFLINE_SHARE, "references": references, "results": rows, "over_envs": over_envs,
+         "arms": arms, "hyperparams": args.hyperparams, "offline_share": OFFLINE_SHARE, "references": references,
+         "results": rows, "over_envs": over_envs,
          "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",
     )  # fmt: skip

@@ -272,3 +272,28 @@ def test_stability_alphas_with_a_floor():
         assert check_alpha_value(value) == (
             f"--alphas {value!r}: expected a number in [0, 1], 'performance' or 'performance:ALPHA_MIN'"
         )
+
+
+def test_sample_efficiency_hyperparams_go_to_the_distilled_arms_only(tmp_path):
+    from benchmarks.sample_efficiency import CONSTANT, build_arm
+
+    # Measured once, then handed to a variant's run as its starting references
+    first = tmp_path / "first"
+    run_smoke_args = [sys.executable, str(ROOT / "benchmarks" / "sample_efficiency.py"), "--smoke", "--arms", CONSTANT]
+    subprocess.run([*run_smoke_args, "--output-dir", str(first)], check=True, capture_output=True, cwd=ROOT, timeout=600)
+    references = json.loads((first / "references.json").read_text())
+    references["CartPole-v1"]["teacher_return"] = 400.0  # as if measured: the variant must not measure again
+    (first / "references.json").write_text(json.dumps(references))
+    variant = tmp_path / "variant"
+    completed = subprocess.run(
+        [*run_smoke_args, "DQN scratch, student net", "-params", "alpha:0.3", "temperature:0.5",
+         "--references", str(first / "references.json"), "--output-dir", str(variant)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    # The scratch arm would fail on alpha (plain DQN takes none): it got only the smoke settings
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads((variant / "summary.json").read_text())
+    assert summary["hyperparams"] == {"alpha": 0.3, "temperature": 0.5}
+    assert summary["references"]["CartPole-v1"]["teacher_return"] == 400.0
+    model, _ = build_arm(CONSTANT, "CartPole-v1", 0, 300, {"alpha": 0.3, "temperature": 0.5}, references["CartPole-v1"])
+    assert (model.alpha, model.temperature) == (0.3, 0.5)
