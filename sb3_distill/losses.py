@@ -137,9 +137,12 @@ def distillation_loss_and_gradient(
                 gradient_scale / (temperature * batch_size)
             )
         teacher_log_probs = F.log_softmax(teacher_q_values if temperature == 1.0 else teacher_q_values / temperature, dim=1)
-        kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
-        gradient = student_probs.sub_(teacher_log_probs.exp_()).mul_(gradient_scale * temperature / batch_size)
-        return (kl if temperature == 1.0 else temperature**2 * kl), gradient
+        teacher_probs = teacher_log_probs.exp()
+        # T^2 * sum_i,a p_T (log p_T - log p_S) / B as one dot product: the value of F.kl_div(reduction="batchmean")
+        # without its own exp of the targets and extra passes (a few microseconds per update)
+        loss = th.dot(teacher_probs.view(-1), teacher_log_probs.sub_(student_log_probs).view(-1))
+        gradient = student_probs.sub_(teacher_probs).mul_(gradient_scale * temperature / batch_size)
+        return loss.mul_(temperature**2 / batch_size), gradient
 
 
 def greedy_agreement(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> th.Tensor:
