@@ -131,13 +131,17 @@ def format_score(score: float) -> str:
     return "n/a" if math.isnan(score) else f"{score:.1%}"
 
 
-def comparison_table(teacher: AgentResult, student: AgentResult, random_return: float) -> str:
+def comparison_table(
+    teacher: AgentResult, student: AgentResult, random_return: float, teacher_transitions: int = 0
+) -> str:
     """
     The side-by-side comparison printed after a distillation run.
 
     :param teacher: The teacher's measurements
     :param student: The student's measurements
     :param random_return: A random policy's mean return on the same evaluation
+    :param teacher_transitions: Transitions the teacher acted in the student's offline phase (shown apart from the
+        student's own env steps when there were any)
     """
     header = f"{'':<16}{'parameters':>12}{'mean return':>14}{'std':>9}{'episodes':>10}{'env steps':>12}"
     rows = [
@@ -149,6 +153,11 @@ def comparison_table(teacher: AgentResult, student: AgentResult, random_return: 
     score = normalized_score(student.mean_return, teacher.mean_return, random_return)
     rows.append(f"{'student/teacher':<16}{student.parameters / teacher.parameters:>12.2%}{format_score(score):>14}")
     footnote = "(return as a share of the teacher's: random policy = 0%, teacher = 100%; n/a: teacher no better than random)"
+    if teacher_transitions:
+        footnote += (
+            f"\n(offline phase: {teacher_transitions:,} transitions acted by the teacher, not counted in the student's "
+            "env steps)"
+        )
     return "\n".join([header, *rows, footnote])
 
 

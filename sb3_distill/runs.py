@@ -182,7 +182,7 @@ def distill(
     random_return = random_policy_return(eval_env, eval_episodes, seed=seed)
     print(
         f"\n{recipe.env_id}: distilled in {train_seconds:.0f} s\n"
-        + comparison_table(teacher_result, student_result, random_return)
+        + comparison_table(teacher_result, student_result, random_return, student.teacher_transitions)
     )
     comparison = comparison_dict(teacher_result, student_result, random_return)
     comparison.update(

@@ -203,7 +203,7 @@ def test_teachers_from_strangers_on_the_command_line(tmp_path, capsys, cartpole_
     assert error.startswith("error: ") and error.count("\n") == 1 and str(broken) in error
 
 
-def test_offline_phase_teacher_steps_are_reported_apart(tmp_path):
+def test_offline_phase_teacher_steps_are_reported_apart(tmp_path, capsys):
     args = ["distill", *TINY_RUN, "--net-arch", "8", "-f", str(tmp_path)]
     overrides = [
         "learning_starts:50",
@@ -216,3 +216,7 @@ def test_offline_phase_teacher_steps_are_reported_apart(tmp_path):
     comparison = json.loads((tmp_path / "CartPole-v1_1" / "comparison.json").read_text())
     assert comparison["teacher_transitions"] == 120
     assert 300 <= comparison["student"]["env_steps"] < 304  # the student's own steps only (rollouts of 4)
+    # The printed comparison says so too
+    assert "offline phase: 120 transitions acted by the teacher, not counted in the student's env steps" in (
+        capsys.readouterr().out
+    )
