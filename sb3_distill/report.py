@@ -131,9 +131,7 @@ def format_score(score: float) -> str:
     return "n/a" if math.isnan(score) else f"{score:.1%}"
 
 
-def comparison_table(
-    teacher: AgentResult, student: AgentResult, random_return: float, teacher_transitions: int = 0
-) -> str:
+def comparison_table(teacher: AgentResult, student: AgentResult, random_return: float, teacher_transitions: int = 0) -> str:
     """
     The side-by-side comparison printed after a distillation run.
 
