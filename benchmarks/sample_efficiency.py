@@ -164,6 +164,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     the record is written as it finishes. Wall-clock seconds count training only (the offline phase included).
     """
     th.set_num_threads(1)
+    if Path(job["record"]).exists():
+        # Finished meanwhile by another process running the same piece
+        return json.loads(Path(job["record"]).read_text())
     env_id, arm, seed = job["env_id"], job["arm"], job["seed"]
     # A job may name its arm apart from the recipe it builds (benchmarks/minatar.py: one arm per student size)
     model, budget = build_arm(job.get("build_arm", arm), env_id, seed, job["budget"], job["overrides"], job["reference"],

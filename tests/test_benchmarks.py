@@ -297,3 +297,14 @@ def test_sample_efficiency_hyperparams_go_to_the_distilled_arms_only(tmp_path):
     assert summary["references"]["CartPole-v1"]["teacher_return"] == 400.0
     model, _ = build_arm(CONSTANT, "CartPole-v1", 0, 300, {"alpha": 0.3, "temperature": 0.5}, references["CartPole-v1"])
     assert (model.alpha, model.temperature) == (0.3, 0.5)
+
+
+def test_a_run_finished_meanwhile_by_another_process_is_read_back(tmp_path):
+    from benchmarks.sample_efficiency import run_one
+
+    record = tmp_path / "run.json"
+    finished = {"env_id": "CartPole-v1", "arm": "distilled, constant alpha", "seed": 0, "final_return": 500.0}
+    record.write_text(json.dumps(finished))
+    # No model is built (the budget and references would fail): the record is returned as it is, untouched
+    job = {"env_id": "CartPole-v1", "arm": "distilled, constant alpha", "seed": 0, "record": str(record)}
+    assert run_one(job) == finished and json.loads(record.read_text()) == finished
