@@ -21,7 +21,7 @@ its budget, so the ratio is an upper bound). rliable IQM with 95% stratified boo
 Resumable as benchmarks/sample_efficiency.py: each (game, arm, seed) run writes runs/<game>/<arm>_seed<seed>.json as
 it finishes; a rerun skips what is done and only aggregates.
 
-    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 3 seeds: about 75 min on 2 cores
+    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 3 seeds: about 80 min on 2 cores
     python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --arms "distilled, ~25%" "DQN scratch, ~25% net"
     python benchmarks/minatar_students.py --smoke                              # seconds: checks the script works
 """
