@@ -62,9 +62,12 @@ def alpha_kwargs(alpha: str, reference: dict[str, Any]) -> dict[str, Any]:
 
 def check_alpha_value(alpha: str) -> str | None:
     """What is wrong with an ``--alphas`` value, or None."""
-    kind, colon, value = alpha.partition(":")
+    kind, colon, alpha_min = alpha.partition(":")
+    if kind == "performance" and not colon:
+        return None
     try:
-        number = float(value if kind == "performance" and colon else kind if kind != "performance" else 0.0)
+        # performance:X: the floor X; otherwise the whole value is the constant alpha
+        number = float(alpha_min if kind == "performance" else alpha)
     except ValueError:
         number = float("nan")
     if not 0.0 <= number <= 1.0:
