@@ -22,13 +22,11 @@ import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 
-from benchmarks.common import bar_chart, base_parser, command_line, machine_description, write_csv, write_json
+from benchmarks.common import bar_chart, base_parser, command_line, dqn_kwargs, machine_description, write_csv, write_json
 from sb3_distill.buffers import TeacherValuesMixin
 from sb3_distill.recipe import make_recipe
 
 VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")
-# DistilledDQN's own arguments, left out for the DQN baseline
-DISTILL_KEYS = ("teacher", "alpha", "temperature")
 
 
 def build(
@@ -40,7 +38,8 @@ def build(
     kwargs = recipe.model_kwargs
     env = recipe.make_env(seed, n_envs=1)
     if variant == "DQN":
-        model: DQN = DQN(env=env, seed=seed, **{key: value for key, value in kwargs.items() if key not in DISTILL_KEYS})
+        # The DQN baseline leaves out DistilledDQN's own arguments
+        model: DQN = DQN(env=env, seed=seed, **dqn_kwargs(kwargs))
     else:
         model = recipe.make_model(env, seed=seed, teacher_cache=variant.endswith("on"))
     model.learn(fill_steps)
