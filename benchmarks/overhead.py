@@ -3,9 +3,11 @@ Overhead of distillation: time per gradient update of DistilledDQN against DQN w
 settings, with the teacher's values kept in the replay buffer (teacher_cache=True, the default) and computed on
 every batch (teacher_cache=False). The three are timed interleaved, round after round, in one process.
 
-Times are CPU seconds of the process with one torch thread. Each timed DistilledDQN update with the cache
-also pays for its share of the teacher pass over newly stored transitions (those one rollout of ``train_freq``
-steps adds), as in training.
+Times are CPU seconds of the process with one torch thread. Before each timed ``train()`` call with the cache, the
+newest ``train_freq`` transitions of the buffer (what one rollout adds) are marked new, on top of those still new, so
+that the updates pay for the teacher's passes over them as in training: one pass when a batch first samples a new
+transition. How often a batch includes a new transition depends on how many are stored: the buffer is filled with the
+mean number a run of the entry's budget holds over its life (``--fill-steps`` sets another).
 
     python benchmarks/overhead.py            # prints the table, writes overhead.csv and overhead.png
     python benchmarks/overhead.py --smoke
@@ -27,6 +29,20 @@ from sb3_distill.buffers import TeacherValuesMixin
 from sb3_distill.recipe import make_recipe
 
 VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")
+
+
+def mean_stored(n_timesteps: int, buffer_size: int) -> int:
+    """The mean number of transitions a replay buffer of ``buffer_size`` holds over a run of ``n_timesteps`` steps."""
+    if n_timesteps <= buffer_size:
+        return n_timesteps // 2
+    # Growing to buffer_size, then full
+    return round((buffer_size**2 / 2 + (n_timesteps - buffer_size) * buffer_size) / n_timesteps)
+
+
+def default_fill_steps(env_id: str) -> int:
+    """The mean number of transitions a run of the env's entry stores (its budget, its buffer size)."""
+    recipe = make_recipe(env_id)
+    return mean_stored(recipe.n_timesteps, recipe.model_kwargs.get("buffer_size", 1_000_000))
 
 
 def build(
@@ -63,9 +79,10 @@ def time_updates(
             # CPU time of this process (one torch thread): steadier than wall time on a shared machine
             start = time.process_time()
             for _ in range(calls_per_round):
-                if isinstance(model.replay_buffer, TeacherValuesMixin):
-                    # The teacher pass a rollout of train_freq new transitions costs before the update
-                    model.replay_buffer.n_uncached = train_freq
+                buffer = model.replay_buffer
+                if isinstance(buffer, TeacherValuesMixin):
+                    # What a rollout of train_freq steps adds, evaluated when a batch first samples one of them
+                    buffer.n_uncached = min(buffer.n_uncached + train_freq, buffer.buffer_size if buffer.full else buffer.pos)
                 model.train(gradient_steps=gradient_steps, batch_size=batch_size)
             seconds_per_update[variant].append((time.process_time() - start) / (calls_per_round * gradient_steps))
     return {variant: np.array(values) for variant, values in seconds_per_update.items()}
@@ -80,6 +97,10 @@ def main() -> None:
     )
     parser.add_argument("--net-arch", type=int, nargs="+", default=None, help="Student hidden layers (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument(
+        "--fill-steps", type=int, default=None,
+        help="Transitions in the buffer (default: the mean number a run of the entry's budget stores)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.smoke:
         args.envs, args.rounds, args.calls_per_round = args.envs[:1], 3, 1
@@ -87,7 +108,8 @@ def main() -> None:
     rows = []
     print(f"{'env':<16}{'variant':<26}{'ms / update':>12}{'ratio to DQN':>14}{'ratio IQR':>16}")
     for env_id in args.envs:
-        timings = time_updates(env_id, args.rounds, args.calls_per_round, 300 if args.smoke else 2_000, args.net_arch)
+        fill_steps = 300 if args.smoke else args.fill_steps or default_fill_steps(env_id)
+        timings = time_updates(env_id, args.rounds, args.calls_per_round, fill_steps, args.net_arch)
         for variant in VARIANTS:
             # Ratio within each round, then the median over rounds: robust to the machine speeding up or slowing down
             ratios = timings[variant] / timings["DQN"]
@@ -95,7 +117,8 @@ def main() -> None:
             median_ms = 1e3 * float(np.median(timings[variant]))
             rows.append({"env_id": env_id, "variant": variant, "ms_per_update_median": median_ms,
                          "ratio_to_dqn": float(np.median(ratios)), "ratio_q25": float(low), "ratio_q75": float(high),
-                         "rounds": args.rounds, "calls_per_round": args.calls_per_round})  # fmt: skip
+                         "rounds": args.rounds, "calls_per_round": args.calls_per_round,
+                         "stored_transitions": fill_steps})  # fmt: skip
             print(f"{env_id:<16}{variant:<26}{median_ms:>12.3f}{np.median(ratios):>14.2f}"
                   f"{f'{low:.2f} - {high:.2f}':>16}")  # fmt: skip
     output_dir = Path(args.output_dir)

@@ -3,8 +3,9 @@ Replay buffers that keep the teacher's values of each stored transition.
 
 Without them, every gradient step runs the teacher on the whole sampled batch (with the Zoo's CartPole
 settings, about 30 teacher evaluations per environment step). With them, the teacher sees each stored
-observation once: before an update, the transitions added since the last update are evaluated in one
-batched forward pass, and their values are sampled with the batch. The cost is ``n_actions`` float32
+observation once: the transitions added since the last evaluation are evaluated in one batched forward pass
+when a sampled batch first includes one of them (or when ``update_teacher_values`` is called), and their
+values are sampled with the batch. The cost is ``n_actions`` float32
 values per stored transition (Atari: 18 at most, 72 bytes; a 100k-transition buffer: 7.2 MB).
 
 Each class here is an SB3 buffer class plus the values. ``DistilledDQN`` builds one through SB3's
@@ -39,7 +40,7 @@ TeacherReplayBufferSamples = namedtuple(  # type: ignore[misc]  # the fields are
 )
 
 # Attributes the mixin adds to SB3's buffer: left out of the SB3 buffer it saves
-TEACHER_ATTRIBUTES = ("teacher_q_values", "n_uncached")
+TEACHER_ATTRIBUTES = ("teacher_q_values", "n_uncached", "teacher")
 
 
 class TeacherValuesMixin:
@@ -63,6 +64,9 @@ class TeacherValuesMixin:
     # Added here
     teacher_q_values: np.ndarray
     n_uncached: int
+    #: The teacher that evaluates the newest transitions when a batch first samples one of them (None: such a batch
+    #: comes without values); ``DistilledDQN.train`` sets it
+    teacher: Teacher | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -131,12 +135,17 @@ class TeacherValuesMixin:
         return value
 
     def invalidate_teacher_values(self) -> None:
-        """Mark every stored transition as not evaluated (e.g. after the teacher changed)."""
+        """Mark every stored transition as not evaluated, and forget the teacher (e.g. after the teacher changed)."""
         self.n_uncached = self.buffer_size if self.full else self.pos
+        self.teacher = None
 
     def add(self, *args: Any, **kwargs: Any) -> None:
         super().add(*args, **kwargs)  # type: ignore[misc]
         self.n_uncached = min(self.n_uncached + 1, self.buffer_size)
+
+    def _uncached(self, batch_inds: np.ndarray) -> bool:
+        """Whether any of the stored positions ``batch_inds`` is among the newest ``n_uncached``, not evaluated yet."""
+        return self.n_uncached > 0 and bool(((self.pos - 1 - batch_inds) % self.buffer_size < self.n_uncached).any())
 
     def _observations_at(self, positions: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
         """Stored observations at ``positions`` for all envs, flattened to one batch."""
@@ -190,9 +199,17 @@ class TeacherValuesMixin:
             env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
             samples = self._sb3_samples(batch_inds, env_indices, env)
         teacher_q_values = None
-        if self.n_uncached == 0 and env is None:
-            # Fancy indexing already copied: share that array with torch rather than copying it again
-            teacher_q_values = th.from_numpy(self.teacher_q_values[batch_inds, env_indices]).to(self.device)
+        if env is None:
+            uncached = self._uncached(batch_inds)
+            if uncached and self.teacher is not None:
+                # The first batch to include a new transition: one teacher pass over all those added since the last
+                # pass. Passes are then rare (a batch of 128 from 10,000 transitions includes one of the 4 a rollout
+                # adds with probability 5%), where a pass before every update cost a small student about 5% of it
+                self.update_teacher_values(self.teacher)
+                uncached = False
+            if not uncached:
+                # Fancy indexing already copied: share that array with torch rather than copying it again
+                teacher_q_values = th.from_numpy(self.teacher_q_values[batch_inds, env_indices]).to(self.device)
         # Positional: the fields of SB3's samples, then the teacher's values (a few microseconds less than by name)
         return TeacherReplayBufferSamples(*samples, teacher_q_values)  # type: ignore[call-arg]
 

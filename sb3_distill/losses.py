@@ -6,12 +6,17 @@ import torch as th
 from torch.nn import functional as F
 
 
-def _check_same_shape(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> None:
-    """Fail unless both values have the same shape, ``(batch_size, n_actions)``."""
+def _check_same_shape(
+    student_q_values: th.Tensor,
+    teacher_q_values: th.Tensor,
+    names: tuple[str, str] = ("student_q_values", "teacher_q_values"),
+    shape: str = "(batch_size, n_actions)",
+) -> None:
+    """Fail unless both values have the same shape, ``shape``."""
     if student_q_values.shape != teacher_q_values.shape:
         raise ValueError(
-            f"student_q_values has shape {tuple(student_q_values.shape)} but teacher_q_values has shape "
-            f"{tuple(teacher_q_values.shape)}: both must be (batch_size, n_actions)"
+            f"{names[0]} has shape {tuple(student_q_values.shape)} but {names[1]} has shape "
+            f"{tuple(teacher_q_values.shape)}: both must be {shape}"
         )
 
 
@@ -143,6 +148,30 @@ def distillation_loss_and_gradient(
         loss = th.dot(teacher_probs.view(-1), teacher_log_probs.sub_(student_log_probs).view(-1))
         gradient = student_probs.sub_(teacher_probs).mul_(gradient_scale * temperature / batch_size)
         return loss.mul_(temperature**2 / batch_size), gradient
+
+
+def td_loss_and_gradient(
+    current_q_values: th.Tensor, target_q_values: th.Tensor, gradient_scale: float = 1.0
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    SB3 DQN's TD loss, the Huber loss ``F.smooth_l1_loss(current_q_values, target_q_values)`` (beta 1, mean over the
+    batch), and its gradient with respect to ``current_q_values`` in closed form, ``clamp(Q - target, -1, 1) /
+    batch_size``, without building an autograd graph (``DistilledDQN.train`` adds it to the distillation term's
+    gradient and back-propagates both from the Q-values at once). With ``gradient_scale`` 1, the gradient is bit for bit
+    autograd's (tested), so a DistilledDQN with alpha 0 trains exactly as SB3's DQN.
+
+    :param current_q_values: The student's Q-values of the taken actions, shape ``(batch_size, 1)``
+    :param target_q_values: Their TD targets, same shape
+    :param gradient_scale: Factor of the gradient (not of the loss): ``train()`` passes ``1 - alpha``
+    :return: (scalar loss, ``gradient_scale`` times its gradient with respect to ``current_q_values``), both without
+        gradients
+    """
+    _check_same_shape(current_q_values, target_q_values, ("current_q_values", "target_q_values"), "(batch_size, 1)")
+    with th.no_grad():
+        loss = F.smooth_l1_loss(current_q_values, target_q_values)
+        # d smooth_l1 / dx = x for |x| < 1, sign(x) beyond: a clamp
+        gradient = (current_q_values - target_q_values).clamp_(-1.0, 1.0).mul_(gradient_scale / current_q_values.numel())
+    return loss, gradient
 
 
 def greedy_agreement(student_q_values: th.Tensor, teacher_q_values: th.Tensor) -> th.Tensor:

@@ -115,11 +115,19 @@ def test_overhead_smoke(tmp_path):
     for row in rows:
         # The median ratio over rounds lies within its interquartile range; the smoke run's 3 rounds of 1 call
         assert float(row["ratio_q25"]) <= float(row["ratio_to_dqn"]) <= float(row["ratio_q75"])
-        assert (int(row["rounds"]), int(row["calls_per_round"])) == (3, 1)
+        assert (int(row["rounds"]), int(row["calls_per_round"]), int(row["stored_transitions"])) == (3, 1, 300)
         assert 0 < float(row["ms_per_update_median"]) < 1_000
         # The printed table shows the CSV's figures
         assert f"{row['variant']:<26}{float(row['ms_per_update_median']):>12.3f}" in output
     assert (tmp_path / "overhead.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_overhead_buffer_holds_a_runs_mean_number_of_transitions():
+    from benchmarks.overhead import mean_stored
+
+    # Growing all run long; growing for a third of it, then full: (10k^2 / 2 + 20k * 10k) / 30k
+    assert mean_stored(20_000, 50_000) == 10_000
+    assert mean_stored(30_000, 10_000) == 8_333
 
 
 def test_inference_smoke(tmp_path):

@@ -127,6 +127,37 @@ def test_cache_on_and_off_train_alike(cartpole_teacher_path, n_envs):
         th.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
 
 
+def test_new_transitions_are_evaluated_when_a_batch_first_samples_one(cartpole_teacher_path):
+    kwargs = {**STUDENT_KWARGS, "train_freq": 1, "learning_starts": 100, "batch_size": 8}
+    student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path, seed=0, **kwargs)
+    counter = CountingNetwork(student.teacher.network)
+    student.teacher.network = counter
+    passes = []
+    counter.register_forward_hook(lambda module, inputs, output: passes.append(len(output)))
+    # Every batch an update draws carries the teacher's values of its own observations
+    distillation_terms = student._distillation_terms
+    checked = []
+
+    def checking_terms(observations, student_q_values, teacher_q_values=None, **kwargs):
+        assert teacher_q_values is not None
+        th.testing.assert_close(teacher_q_values, counter.network(observations), rtol=1e-5, atol=1e-5)
+        checked.append(len(observations))
+        return distillation_terms(observations, student_q_values, teacher_q_values, **kwargs)
+
+    student._distillation_terms = checking_terms
+    student.learn(500)
+    assert len(checked) == student._n_updates == 400
+    # Each stored observation is evaluated at most once, in far fewer passes than updates (one per update before)
+    assert counter.n_observations <= 500
+    assert len(passes) < student._n_updates / 4
+    # Those newer than the last pass are left for the next batch that samples one
+    buffer = student.replay_buffer
+    assert buffer.n_uncached == 500 - sum(passes) > 0
+    assert buffer.teacher is student.teacher
+    buffer.update_teacher_values(student.teacher)
+    assert counter.n_observations == 500
+
+
 def test_samples_carry_no_values_until_they_are_computed(cartpole_teacher_path, cartpole_teacher):
     student = DistilledDQN(
         "MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path, seed=0, **{**STUDENT_KWARGS, "learning_starts": 500}
@@ -136,8 +167,10 @@ def test_samples_carry_no_values_until_they_are_computed(cartpole_teacher_path, 
     assert student.replay_buffer.sample(8).teacher_q_values is None
     assert student.replay_buffer.update_teacher_values(student.teacher) == 100
     assert student.replay_buffer.sample(8).teacher_q_values is not None
-    # A new teacher makes every stored value stale
+    # A new teacher makes every stored value stale, and the buffer forgets the old one
+    student.replay_buffer.teacher = student.teacher
     student.set_teacher(cartpole_teacher)
+    assert student.replay_buffer.teacher is None
     assert student.replay_buffer.n_uncached == 100
     assert student.replay_buffer.sample(8).teacher_q_values is None
 

@@ -11,6 +11,7 @@ from sb3_distill.losses import (
     get_distillation_loss,
     greedy_action_nll_loss,
     q_value_mse_loss,
+    td_loss_and_gradient,
     teacher_agreement,
 )
 
@@ -214,3 +215,33 @@ def test_closed_form_refuses_unknown_losses_and_mismatched_shapes():
         distillation_loss_and_gradient("l1", th.zeros(2, 2), th.zeros(2, 2), 1.0)
     with pytest.raises(ValueError, match=r"\(4, 2\).*\(4, 3\)"):
         distillation_loss_and_gradient("kl", th.zeros(4, 2), th.zeros(4, 3), 1.0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32, 100])
+def test_td_gradient_is_autograds_bit_for_bit(batch_size):
+    # Differences on both sides of the Huber loss's kink at |x| = 1, and exactly on it
+    generator = th.Generator().manual_seed(batch_size)
+    q_values = (3 * th.randn(batch_size, 4, generator=generator)).requires_grad_(True)
+    actions = th.randint(0, 4, (batch_size, 1), generator=generator)
+    targets = 3 * th.randn(batch_size, 1, generator=generator)
+    targets[0] = q_values[0, actions[0]].detach() + 1.0
+    expected = F.smooth_l1_loss(th.gather(q_values, 1, actions), targets)
+    expected.backward()
+    loss, gradient = td_loss_and_gradient(th.gather(q_values.detach(), 1, actions), targets)
+    assert not loss.requires_grad and not gradient.requires_grad
+    assert th.equal(loss, expected.detach())
+    # What train() back-propagates from the Q-values: equal, so that alpha = 0 trains exactly as SB3's DQN
+    assert th.equal(th.zeros(batch_size, 4).scatter_add_(1, actions, gradient), q_values.grad)
+    # gradient_scale (train() passes 1 - alpha) scales the gradient only
+    scaled_loss, scaled = td_loss_and_gradient(th.gather(q_values.detach(), 1, actions), targets, 0.25)
+    assert th.equal(scaled_loss, loss)
+    th.testing.assert_close(scaled, 0.25 * gradient, rtol=1e-6, atol=0)
+
+
+def test_td_gradient_worked_example_and_shapes():
+    # x = Q - target = (0.5, -3): the Huber loss is (0.5^2 / 2 + (3 - 0.5)) / 2, its gradient (0.5, -1) / 2
+    loss, gradient = td_loss_and_gradient(th.tensor([[1.5], [-1.0]]), th.tensor([[1.0], [2.0]]))
+    assert loss.item() == pytest.approx((0.125 + 2.5) / 2)
+    th.testing.assert_close(gradient, th.tensor([[0.25], [-0.5]]))
+    with pytest.raises(ValueError, match=r"current_q_values has shape \(2, 1\) but target_q_values has shape \(2,\)"):
+        td_loss_and_gradient(th.zeros(2, 1), th.zeros(2))

@@ -3,7 +3,8 @@ DistilledDQN's checks that fail early, saying what to do: a teacher wherever one
 weight is updated.
 """
 
-import torch as th
+import math
+
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_distill.distilled_dqn.alpha import AlphaLike
@@ -62,23 +63,23 @@ def check_teacher_ready(
 
 
 def check_finite_loss(
-    loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, update: int, num_timesteps: int
+    loss: float, td_loss: float, distill_loss: float | None, alpha: float, update: int, num_timesteps: int
 ) -> None:
     """
     Fail, before any weight is updated, if the loss of a gradient step is NaN or inf.
 
-    :param loss: The loss about to be minimised
-    :param td_loss: Its TD term
-    :param distill_loss: Its distillation term (None without a teacher)
+    :param loss: The value of the loss about to be minimised
+    :param td_loss: Its TD term's
+    :param distill_loss: Its distillation term's (None without a teacher)
     :param alpha: The weight of the distillation term
     :param update: The number of the update (gradient step) the loss is for, counted from 1 over the model's life
     :param num_timesteps: The model's ``num_timesteps``
     """
-    if th.isfinite(loss):
+    if math.isfinite(loss):
         return
-    distill_text = f"{distill_loss.item()}" if distill_loss is not None else "none (no teacher)"
+    distill_text = f"{distill_loss}" if distill_loss is not None else "none (no teacher)"
     raise ValueError(
         f"Non-finite loss at update {update} (num_timesteps={num_timesteps}): "
-        f"loss={loss.item()}, td_loss={td_loss.item()}, distill_loss={distill_text}, alpha={alpha}; "
+        f"loss={loss}, td_loss={td_loss}, distill_loss={distill_text}, alpha={alpha}; "
         "the student was not updated. Check the rewards (inf or NaN?), learning_rate and max_grad_norm"
     )

@@ -13,7 +13,6 @@ from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from stable_baselines3.common.utils import FloatSchedule, configure_logger
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
-from torch.nn import functional as F
 
 from sb3_distill.buffers import TeacherValuesMixin
 from sb3_distill.distilled_dqn.alpha import (
@@ -33,7 +32,12 @@ from sb3_distill.distilled_dqn.replay import (
     use_teacher_values_buffer,
     uses_teacher_values,
 )
-from sb3_distill.losses import distillation_loss_and_gradient, get_distillation_loss, greedy_agreement
+from sb3_distill.losses import (
+    distillation_loss_and_gradient,
+    get_distillation_loss,
+    greedy_agreement,
+    td_loss_and_gradient,
+)
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
@@ -383,18 +387,16 @@ class DistilledDQN(DQN):
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
         alpha = self._current_alpha()
-        # The TD term's weight in backward(), made once per call
-        td_weight = th.tensor(1.0 - alpha, device=self.device)
         if self._uses_teacher_values():
-            # One batched teacher pass over the transitions stored since the last update
-            self.replay_buffer.update_teacher_values(self.teacher)  # type: ignore[union-attr, arg-type]
+            # The buffer evaluates the transitions stored since its last teacher pass when a batch first samples one
+            self.replay_buffer.teacher = self.teacher  # type: ignore[union-attr]
 
-        # Per-step statistics stay tensors until the end (the loss's value is read once per step for the finiteness
-        # check). Each tensor operation costs microseconds, a sizeable share of a small student's update: the greedy
-        # agreement is computed on the last batch of the call only, the one train/teacher_agreement reports
+        # Each tensor operation costs microseconds, a sizeable share of a small student's update: both terms' gradients
+        # are taken in closed form at the Q-values and back-propagated through the network at once, the step's values
+        # are read together, and the greedy agreement is computed on the last batch of the call only, the one
+        # train/teacher_agreement reports
         td_losses, distill_losses, losses = [], [], []
         agreement: th.Tensor | None = None
-        distill_loss: th.Tensor | None = None
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -413,45 +415,42 @@ class DistilledDQN(DQN):
 
             # Get current Q-values estimates for all actions (the distillation term needs all of them)
             all_q_values = self.q_net(replay_data.observations)
+            with th.no_grad():
+                # Retrieve the q-values for the actions from the replay buffer
+                actions = replay_data.actions.long()
+                current_q_values = th.gather(all_q_values, dim=1, index=actions)
+                # SB3's Huber loss (less sensitive to outliers), and (1 - alpha) times its gradient
+                td_loss, td_gradient = td_loss_and_gradient(current_q_values, target_q_values, 1.0 - alpha)
 
-            # Retrieve the q-values for the actions from the replay buffer
-            current_q_values = th.gather(all_q_values, dim=1, index=replay_data.actions.long())
-
-            # Compute Huber loss (less sensitive to outliers)
-            td_loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            td_loss_value = td_loss.detach()
+                if self.teacher is None:
+                    gradient = th.zeros_like(all_q_values)
+                    td_loss_value, distill_loss_value = td_loss.item(), None
+                else:
+                    distill_loss, gradient, step_agreement = self._distillation_terms(
+                        replay_data.observations,
+                        all_q_values,
+                        getattr(replay_data, "teacher_q_values", None),
+                        with_agreement=gradient_step == gradient_steps - 1,
+                        gradient_scale=alpha,
+                    )
+                    agreement = step_agreement if step_agreement is not None else agreement
+                    td_loss_value, distill_loss_value = th.stack((td_loss, distill_loss)).tolist()
+                    distill_losses.append(distill_loss_value)
+                # The gradient of L = (1 - alpha) * L_TD + alpha * L_distill with respect to the Q-values
+                gradient.scatter_add_(1, actions, td_gradient)
             td_losses.append(td_loss_value)
-
-            loss = td_loss
-            distill_gradient: th.Tensor | None = None
-            if self.teacher is not None:
-                distill_loss, distill_gradient, step_agreement = self._distillation_terms(
-                    replay_data.observations,
-                    all_q_values,
-                    getattr(replay_data, "teacher_q_values", None),
-                    with_agreement=gradient_step == gradient_steps - 1,
-                    gradient_scale=alpha,
-                )
-                agreement = step_agreement if step_agreement is not None else agreement
-                # L = (1 - alpha) * L_TD + alpha * L_distill, as one interpolation (exact at alpha = 0 and 1)
-                loss = th.lerp(td_loss_value, distill_loss, alpha)
-                distill_losses.append(distill_loss)
+            loss_value = td_loss_value if distill_loss_value is None else (
+                (1.0 - alpha) * td_loss_value + alpha * distill_loss_value
+            )  # fmt: skip
             # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
-            loss_value = loss.item()
             if not math.isfinite(loss_value):
-                self._check_finite_loss(loss, td_loss, distill_loss, alpha, gradient_step)
+                self._check_finite_loss(loss_value, td_loss_value, distill_loss_value, alpha, gradient_step)
             losses.append(loss_value)
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
-            if distill_gradient is None:
-                loss.backward()
-            else:
-                # The gradient of L: (1 - alpha) * dL_TD through autograd, plus alpha * dL_distill / dQ_S given in
-                # closed form at the student's Q-values (losses.distillation_loss_and_gradient), from where autograd
-                # carries it through the network. The same update as L.backward(), without the distillation term's
-                # graph nodes (each costs microseconds, a sizeable share of a small student's update)
-                th.autograd.backward((td_loss, all_q_values), (td_weight, distill_gradient))
+            # The same update as L.backward() (tested), without the graph nodes of the loss itself
+            all_q_values.backward(gradient)
             # Clip gradient norm
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
@@ -461,16 +460,16 @@ class DistilledDQN(DQN):
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
-        self.logger.record("train/td_loss", th.stack(td_losses).mean().item())
+        self.logger.record("train/td_loss", float(np.mean(td_losses)))
         self.logger.record("train/alpha", alpha)
         if distill_losses:
-            self.logger.record("train/distill_loss", th.stack(distill_losses).mean().item())
+            self.logger.record("train/distill_loss", float(np.mean(distill_losses)))
         if agreement is not None:
             # On the call's last batch (computing it on every batch cost a few percent of each update)
             self.logger.record("train/teacher_agreement", agreement.float().mean().item())
 
     def _check_finite_loss(
-        self, loss: th.Tensor, td_loss: th.Tensor, distill_loss: th.Tensor | None, alpha: float, gradient_step: int
+        self, loss: float, td_loss: float, distill_loss: float | None, alpha: float, gradient_step: int
     ) -> None:
         """Fail, before any weight is updated, if the loss of a gradient step is NaN or inf (``checks.check_finite_loss``)."""
         check_finite_loss(loss, td_loss, distill_loss, alpha, self._n_updates + gradient_step + 1, self.num_timesteps)
