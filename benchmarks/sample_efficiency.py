@@ -10,7 +10,9 @@ as many gradient steps). Every agent is evaluated every ``EVAL_FREQ[env]`` steps
 once at the end over 20 deterministic episodes (the final score).
 
 Scores are normalized between a random policy (0) and the teacher (1), both measured once per env and output
-folder (references.json): "95% of the teacher" means random + 0.95 * (teacher - random), also for negative returns.
+folder over ``--reference-episodes`` deterministic episodes (references.json, default 100: a 20-episode mean of a
+teacher whose returns vary from episode to episode can be far from its mean, and it shifts every arm's score alike):
+"95% of the teacher" means random + 0.95 * (teacher - random), also for negative returns.
 Aggregates use rliable: interquartile mean (IQM) with 95% stratified bootstrap confidence intervals, per env and
 over envs; IQM curves with CI bands; performance profiles of the final scores.
 
@@ -468,6 +470,10 @@ def main() -> None:
     parser.add_argument(
         "--final-episodes", type=int, default=20, help="Episodes of the final evaluation (default: %(default)s)"
     )
+    parser.add_argument(
+        "--reference-episodes", type=int, default=100,
+        help="Episodes of the teacher's and random policy's reference returns (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--baseline-steps", type=int, default=None, help="Budget of the from-scratch runs (default: Zoo's)")
     parser.add_argument("--student-steps", type=int, default=None, help="Budget of the students (default: config's)")
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
@@ -494,7 +500,7 @@ def main() -> None:
     seeds = args.seeds or (LOSS_SEEDS if args.loss_variants else 10)
     output_dir = Path(args.output_dir) / ("loss_variants" if args.loss_variants else "")
     overrides: dict[str, Any] = {}
-    reference_episodes = 20
+    reference_episodes = args.reference_episodes
     if args.smoke:
         envs, seeds, args.eval_episodes, args.final_episodes, reference_episodes = envs[:1], 2, 2, 2, 2
         args.baseline_steps = args.student_steps = 300
