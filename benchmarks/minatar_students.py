@@ -40,6 +40,7 @@ from benchmarks.sample_efficiency import (
     OFFLINE,
     OFFLINE_SHARE,
     SMOKE_OVERRIDES,
+    add_variant_arguments,
     derive,
     format_table,
     load_references,
@@ -89,6 +90,7 @@ def main() -> None:
         help="Episodes of the teacher's and random policy's reference returns (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
+    add_variant_arguments(parser)
     args = parser.parse_args()
     unknown = [arm for arm in args.arms if arm not in ARMS]
     if unknown:
@@ -101,13 +103,14 @@ def main() -> None:
         overrides = SMOKE_OVERRIDES
     output_dir = Path(args.output_dir)
     start = time.perf_counter()
-    references = load_references(envs, reference_episodes, output_dir / "references.json")
+    references = load_references(envs, reference_episodes, output_dir / "references.json", args.references)
     jobs: list[dict[str, Any]] = [
         {
             "env_id": env_id, "arm": arm, "seed": seed, "build_arm": ARMS[arm][0], "conf_file": ARMS[arm][1],
             "budget": args.baseline_steps if arm in SCRATCH else args.student_steps, "eval_freq": args.eval_freq,
             "eval_episodes": eval_episodes, "final_episodes": final_episodes,
-            "overrides": overrides if arm in SCRATCH or not overrides else {**overrides, **SMOKE_OFFLINE},
+            "overrides": overrides if arm in SCRATCH else {**overrides, **(SMOKE_OFFLINE if overrides else {}),
+                                                          **args.hyperparams},
             "reference": references[env_id], "record": str(record_path(output_dir / "runs", env_id, arm, seed)),
         }
         for env_id in envs
@@ -131,7 +134,7 @@ def main() -> None:
                   for arm in args.arms},
          "final_episodes": {arm: sorted({result["final_episodes"] for result in results.values() if result["arm"] == arm})
                             for arm in args.arms},
-         "reference_episodes": reference_episodes, "student_steps": args.student_steps,
+         "hyperparams": args.hyperparams, "reference_episodes": reference_episodes, "student_steps": args.student_steps,
          "baseline_steps": args.baseline_steps, "offline_share": OFFLINE_SHARE,
          "references": references, "results": rows, "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",

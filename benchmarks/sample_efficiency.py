@@ -406,12 +406,18 @@ def plot_performance_profile(env_ids: list[str], arms: list[str], runs: list[dic
     figure.savefig(path, dpi=100)
 
 
-def load_references(env_ids: list[str], n_episodes: int, path: Path) -> dict[str, dict[str, Any]]:
+def load_references(
+    env_ids: list[str], n_episodes: int, path: Path, start_from: str | None = None
+) -> dict[str, dict[str, Any]]:
     """
     Teacher and random returns per env, measured once per output folder and read back afterwards.
 
+    :param start_from: Another output's references.json to copy to ``path`` if there is none yet (``--references``)
     :raises ValueError: A reference read back was measured over another number of episodes
     """
+    if start_from and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(start_from, path)
     references = json.loads(path.read_text()) if path.exists() else {}
     for env_id in env_ids:
         if env_id in references and references[env_id]["episodes"] != n_episodes:
@@ -425,6 +431,20 @@ def load_references(env_ids: list[str], n_episodes: int, path: Path) -> dict[str
     if missing:
         write_json(references, path)
     return references
+
+
+def add_variant_arguments(parser: Any) -> None:
+    """``-params`` (the distilled arms' hyperparameters, as the Zoo's) and ``--references``, for recipe variants."""
+    parser.add_argument(
+        "-params", "--hyperparams", type=str, nargs="+", action=StoreDict, default={},
+        help="The distilled arms' hyperparameters instead of their entry's, as the Zoo's -params (e.g. alpha:0.7 "
+        "temperature:0.5); the scratch arms are left as they are. Give each variant its own --output-dir",
+    )  # fmt: skip
+    parser.add_argument(
+        "--references", default=None,
+        help="Start from this references.json (another output's) rather than measuring the teacher again, so that "
+        "scores compare across output folders",
+    )  # fmt: skip
 
 
 def run_all(
@@ -480,16 +500,7 @@ def main() -> None:
     parser.add_argument(
         "--no-train", action="store_true", help="Only aggregate the runs already recorded (leave the others out)"
     )
-    parser.add_argument(
-        "-params", "--hyperparams", type=str, nargs="+", action=StoreDict, default={},
-        help="The distilled arms' hyperparameters instead of their entry's, as the Zoo's -params (e.g. alpha:0.7 "
-        "temperature:0.5); the scratch arms are left as they are. Give each variant its own --output-dir",
-    )  # fmt: skip
-    parser.add_argument(
-        "--references", default=None,
-        help="Start from this references.json (another output's) rather than measuring the teacher again, so that "
-        "scores compare across output folders",
-    )  # fmt: skip
+    add_variant_arguments(parser)
     args = parser.parse_args()
     all_arms = list(LOSS_ARMS) if args.loss_variants else list(ARMS)
     arms = args.arms or all_arms
@@ -507,10 +518,7 @@ def main() -> None:
         overrides = SMOKE_OVERRIDES
     runs_dir = output_dir / "runs"
     start = time.perf_counter()
-    if args.references and not (output_dir / "references.json").exists():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.references, output_dir / "references.json")
-    references = load_references(envs, reference_episodes, output_dir / "references.json")
+    references = load_references(envs, reference_episodes, output_dir / "references.json", args.references)
 
     jobs = []
     for env_id in envs:

@@ -307,6 +307,33 @@ def test_sample_efficiency_hyperparams_go_to_the_distilled_arms_only(tmp_path):
     assert (model.alpha, model.temperature) == (0.3, 0.5)
 
 
+def test_minatar_hyperparams_go_to_the_distilled_arms_only(tmp_path):
+    pytest.importorskip("minatar.gym")
+    # Starting references, as if measured by the main run (the variant must not measure them again)
+    references = tmp_path / "references.json"
+    references.write_text(json.dumps({"MinAtar/Breakout-v1": {
+        "teacher_return": 10.0, "teacher_std": 1.0, "random_return": 0.5, "teacher_parameters": 132_179,
+        "teacher_path": "teacher.zip", "episodes": 2}}))  # fmt: skip
+
+    def run(output_dir: Path, *params: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "minatar_students.py"), "--smoke", "--arms", "distilled, ~7%",
+             "DQN scratch, ~7% net", "--references", str(references), "--output-dir", str(output_dir), "-params",
+             *params],
+            capture_output=True, text=True, timeout=600, cwd=ROOT,
+        )  # fmt: skip
+
+    # The distilled arm gets the value (an out-of-range alpha stops it)...
+    refused = run(tmp_path / "refused", "alpha:1.5")
+    assert refused.returncode != 0 and "alpha=1.5" in refused.stderr
+    # ...the scratch arm does not (plain DQN would fail on alpha)
+    completed = run(tmp_path / "variant", "alpha:0.3")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads((tmp_path / "variant" / "summary.json").read_text())
+    assert summary["hyperparams"] == {"alpha": 0.3}
+    assert summary["references"]["MinAtar/Breakout-v1"]["teacher_return"] == 10.0
+
+
 def test_a_run_finished_meanwhile_by_another_process_is_read_back(tmp_path):
     from benchmarks.sample_efficiency import run_one
 
