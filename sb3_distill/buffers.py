@@ -34,7 +34,8 @@ if DictReplayBufferSamples._fields != ReplayBufferSamples._fields:  # pragma: no
     )
 
 #: SB3's replay samples (its own fields, whatever they are) with the teacher's values of ``observations``
-#: (None when they are not computed yet, or when the observations are normalized by a ``VecNormalize``)
+#: (None when they are not computed yet). They are the teacher's on the raw stored observations, also when a
+#: ``VecNormalize`` env normalizes the sampled ``observations`` for the student
 TeacherReplayBufferSamples = namedtuple(  # type: ignore[misc]  # the fields are SB3's: mypy cannot read them
     "TeacherReplayBufferSamples", [*ReplayBufferSamples._fields, "teacher_q_values"]
 )
@@ -156,7 +157,7 @@ class TeacherValuesMixin:
 
     def update_teacher_values(self, teacher: Teacher, batch_size: int = 1024) -> int:
         """
-        Evaluate the teacher on the transitions added since the last update, in batched forward passes.
+        Evaluate the teacher on the transitions added since the last evaluation, in batched forward passes.
 
         :param teacher: The teacher
         :param batch_size: Most observations per forward pass (bounds the memory of one pass)
@@ -198,18 +199,19 @@ class TeacherValuesMixin:
             # both the transition and its stored values
             env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
             samples = self._sb3_samples(batch_inds, env_indices, env)
+        # The values come from the raw stored observations whatever ``env`` does to the sampled ones: a teacher sees
+        # what it saw in its own training, not the student's VecNormalize statistics
         teacher_q_values = None
-        if env is None:
-            uncached = self._uncached(batch_inds)
-            if uncached and self.teacher is not None:
-                # The first batch to include a new transition: one teacher pass over all those added since the last
-                # pass. Passes are then rare (a batch of 128 from 10,000 transitions includes one of the 4 a rollout
-                # adds with probability 5%), where a pass before every update cost a small student about 5% of it
-                self.update_teacher_values(self.teacher)
-                uncached = False
-            if not uncached:
-                # Fancy indexing already copied: share that array with torch rather than copying it again
-                teacher_q_values = th.from_numpy(self.teacher_q_values[batch_inds, env_indices]).to(self.device)
+        uncached = self._uncached(batch_inds)
+        if uncached and self.teacher is not None:
+            # The first batch to include a new transition: one teacher pass over all those added since the last
+            # pass. Passes are then rare (a batch of 128 from 10,000 transitions includes one of the 4 a rollout
+            # adds with probability 5%), where a pass before every update cost a small student about 5% of it
+            self.update_teacher_values(self.teacher)
+            uncached = False
+        if not uncached:
+            # Fancy indexing already copied: share that array with torch rather than copying it again
+            teacher_q_values = th.from_numpy(self.teacher_q_values[batch_inds, env_indices]).to(self.device)
         # Positional: the fields of SB3's samples, then the teacher's values (a few microseconds less than by name)
         return TeacherReplayBufferSamples(*samples, teacher_q_values)  # type: ignore[call-arg]
 

@@ -192,8 +192,20 @@ def test_vec_normalize_gives_the_teacher_the_raw_stored_observations(cartpole_te
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
     student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, seed=0, **STUDENT_KWARGS)
     initial = [parameter.detach().clone() for parameter in student.policy.parameters()]
+    # What each update was distilled towards: the cached values, not the teacher on the normalized batch
+    distillation_terms = student._distillation_terms
+    given = []
+
+    def recording_terms(observations, student_q_values, teacher_q_values=None, **kwargs):
+        given.append((teacher_q_values, student.teacher.q_values(observations)))
+        return distillation_terms(observations, student_q_values, teacher_q_values, **kwargs)
+
+    student._distillation_terms = recording_terms
     student.learn(200)
     assert student._uses_teacher_values()
+    assert len(given) == student._n_updates > 0
+    assert all(cached is not None for cached, _ in given)
+    assert not all(th.allclose(cached, on_normalized) for cached, on_normalized in given)
     assert any(not th.equal(before, after) for before, after in zip(initial, student.policy.parameters(), strict=True))
     # The values the student was distilled towards are the teacher's on the raw observations, not on the normalized ones
     buffer = student.replay_buffer

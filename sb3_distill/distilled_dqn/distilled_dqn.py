@@ -101,10 +101,11 @@ class DistilledDQN(DQN):
         0: the teacher's transitions only fill the buffer
     :param offline_epsilon: Probability of a random action instead of the teacher's greedy one in the offline phase
     :param teacher_cache: Evaluate the teacher once per stored transition (in one batched pass over the
-        transitions added since the last update) and keep its values in the replay buffer, instead of on every
-        sampled batch. Costs ``n_actions`` float32 per stored transition. Works with SB3's ``ReplayBuffer``,
-        ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers or a ``VecNormalize`` env the teacher
-        is evaluated on each batch.
+        transitions added since the last pass, when a sampled batch first includes one) and keep its values in the
+        replay buffer, instead of on every sampled batch. Costs ``n_actions`` float32 per stored transition. Works
+        with SB3's ``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers the teacher
+        is evaluated on each batch. Required with a ``VecNormalize`` env (the teacher sees the raw stored
+        observations).
     :param trust_teacher: Whether a teacher given as a path comes from a source you trust. False (default): it is
         read without unpickling. True: SB3's full loader (which can run code from the file) and the Zoo run's
         ``vecnormalize.pkl`` statistics are used. Has no effect on a teacher given as an object.
