@@ -51,23 +51,32 @@ class Evaluations(BaseCallback):
         return True
 
 
+def parse_alpha(alpha: str) -> tuple[bool, float]:
+    """
+    An ``--alphas`` value read: whether it is the performance-based weight, and its number (the floor of
+    ``performance:ALPHA_MIN``, 0 for plain ``performance``, else the constant alpha).
+
+    :raises ValueError: The number is not one
+    """
+    kind, colon, alpha_min = alpha.partition(":")
+    if kind == "performance":
+        return True, float(alpha_min) if colon else 0.0
+    return False, float(alpha)
+
+
 def alpha_kwargs(alpha: str, reference: dict[str, Any]) -> dict[str, Any]:
     """DistilledDQN's arguments for ``--alphas`` value ``alpha`` (checked by :func:`check_alpha_value`)."""
-    kind, _, alpha_min = alpha.partition(":")
-    if kind == "performance":
-        return {"alpha": "performance", "alpha_0": 1.0, "alpha_min": float(alpha_min or 0.0),
+    performance, number = parse_alpha(alpha)
+    if performance:
+        return {"alpha": "performance", "alpha_0": 1.0, "alpha_min": number,
                 "teacher_return": reference["teacher_return"], "random_return": reference["random_return"]}  # fmt: skip
-    return {"alpha": float(alpha)}
+    return {"alpha": number}
 
 
 def check_alpha_value(alpha: str) -> str | None:
     """What is wrong with an ``--alphas`` value, or None."""
-    kind, colon, alpha_min = alpha.partition(":")
-    if kind == "performance" and not colon:
-        return None
     try:
-        # performance:X: the floor X; otherwise the whole value is the constant alpha
-        number = float(alpha_min if kind == "performance" else alpha)
+        _, number = parse_alpha(alpha)
     except ValueError:
         number = float("nan")
     if not 0.0 <= number <= 1.0:
