@@ -134,12 +134,28 @@ class Evaluator(BaseCallback):
     """
     Evaluates the model every ``eval_freq`` environment steps inside one ``learn()`` call (so that the exploration and
     learning-rate schedules span the whole budget, as in the Zoo) and keeps the training wall-clock time, evaluations
-    excluded.
+    excluded. Evaluation does not change training: its own env, deterministic actions, no draw from the generators the
+    agent uses (``benchmarks/early_evaluations.py`` checks it).
+
+    :param fine_freq: Evaluate every ``fine_freq`` steps instead up to step ``fine_until`` (None: no finer grid)
+    :param fine_until: The last step of the finer grid
+    :param stop_at: Stop training at this step, after its evaluation (None: the whole budget)
     """
 
-    def __init__(self, env_id: str, eval_freq: int, n_episodes: int, seed: int, train_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        eval_freq: int,
+        n_episodes: int,
+        seed: int,
+        train_seconds: float = 0.0,
+        fine_freq: int | None = None,
+        fine_until: int = 0,
+        stop_at: int | None = None,
+    ) -> None:
         super().__init__()
         self.env_id, self.eval_freq, self.n_episodes, self.seed = env_id, eval_freq, n_episodes, seed
+        self.fine_freq, self.fine_until, self.stop_at = fine_freq, fine_until, stop_at
         self.timesteps: list[int] = []
         self.returns: list[float] = []
         self.seconds: list[float] = []
@@ -155,9 +171,35 @@ class Evaluator(BaseCallback):
         self._since = time.perf_counter()
 
     def _on_step(self) -> bool:
-        if self.model.num_timesteps % self.eval_freq < self.model.n_envs and self.model.num_timesteps != self.timesteps[-1]:
+        step = self.model.num_timesteps
+        freq = self.fine_freq if self.fine_freq is not None and step <= self.fine_until else self.eval_freq
+        if step % freq < self.model.n_envs and step != self.timesteps[-1]:
             self.evaluate(self.model)
-        return True
+        # False stops learn() before this rollout's update
+        return self.stop_at is None or step < self.stop_at
+
+
+def train_run(job: dict[str, Any], **evaluator_options: Any) -> tuple[Any, Evaluator]:
+    """
+    Build the job's agent and train it in one ``learn()`` call over its budget, evaluated by an ``Evaluator`` (from
+    step 0, after the offline phase if any) with ``evaluator_options``.
+
+    :return: (the trained model, its evaluator)
+    """
+    th.set_num_threads(1)
+    env_id, seed = job["env_id"], job["seed"]
+    # A job may name its arm apart from the recipe it builds (benchmarks/minatar.py: one arm per student size)
+    model, budget = build_arm(job.get("build_arm", job["arm"]), env_id, seed, job["budget"], job["overrides"],
+                              job["reference"], job.get("conf_file"))  # fmt: skip
+    start = time.perf_counter()
+    if hasattr(model, "run_offline_phase"):
+        # Before the first evaluation: step 0 shows what the offline phase alone gives
+        model.run_offline_phase()
+    evaluator = Evaluator(env_id, job["eval_freq"], job["eval_episodes"], seed + 10_000, time.perf_counter() - start,
+                          **evaluator_options)  # fmt: skip
+    evaluator.evaluate(model)
+    model.learn(budget, callback=evaluator)
+    return model, evaluator
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -165,21 +207,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     Train one agent for its budget in one ``learn()`` call, evaluating it every ``eval_freq`` steps and at the end;
     the record is written as it finishes. Wall-clock seconds count training only (the offline phase included).
     """
-    th.set_num_threads(1)
     if Path(job["record"]).exists():
         # Finished meanwhile by another process running the same piece
         return json.loads(Path(job["record"]).read_text())
     env_id, arm, seed = job["env_id"], job["arm"], job["seed"]
-    # A job may name its arm apart from the recipe it builds (benchmarks/minatar.py: one arm per student size)
-    model, budget = build_arm(job.get("build_arm", arm), env_id, seed, job["budget"], job["overrides"], job["reference"],
-                              job.get("conf_file"))  # fmt: skip
-    start = time.perf_counter()
-    if hasattr(model, "run_offline_phase"):
-        # Before the first evaluation: step 0 shows what the offline phase alone gives
-        model.run_offline_phase()
-    evaluator = Evaluator(env_id, job["eval_freq"], job["eval_episodes"], seed + 10_000, time.perf_counter() - start)
-    evaluator.evaluate(model)
-    model.learn(budget, callback=evaluator)
+    model, evaluator = train_run(job)
     if evaluator.timesteps[-1] != model.num_timesteps:
         # The last rollout may end past a multiple of eval_freq (train_freq > 1)
         evaluator.evaluate(model)

@@ -343,3 +343,19 @@ def test_a_run_finished_meanwhile_by_another_process_is_read_back(tmp_path):
     # No model is built (the budget and references would fail): the record is returned as it is, untouched
     job = {"env_id": "CartPole-v1", "arm": "distilled, constant alpha", "seed": 0, "record": str(record)}
     assert run_one(job) == finished and json.loads(record.read_text()) == finished
+
+
+def test_early_evaluations_smoke(tmp_path):
+    output = run_smoke("early_evaluations.py", tmp_path)
+    # Evaluation does not change training: every replay's evaluations at the main grid's steps equal its record's
+    assert "30 of 30 evaluations at the main grid's steps equal the records'; 0 replays departed" in output
+    replay = json.loads((tmp_path / "runs" / "CartPole-v1" / "distilled_constant_alpha_seed0.json").read_text())
+    # Two periods of 100 smoke steps, four evaluations each, then stopped
+    assert replay["timesteps"] == list(range(0, 201, 25))
+    source = json.loads((tmp_path / "source" / "runs" / "CartPole-v1" / "distilled_constant_alpha_seed0.json").read_text())
+    assert replay["returns"][::4] == source["returns"][:3]
+    rows = read_csv(tmp_path / "results.csv")
+    assert len(rows) == 5 and {row["window"] for row in rows} == {"200"} and {row["fine_freq"] for row in rows} == {"25"}
+    for row in rows:
+        # A finer grid can only find the same step or an earlier one
+        assert float(row["steps_to_95_iqm"]) <= float(row["steps_to_95_iqm_main_grid"])
