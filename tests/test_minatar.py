@@ -175,3 +175,17 @@ def test_distill_names_the_students_features_extractor():
 
     assert student_description(make_recipe("MinAtar/Breakout-v1")) == "MinAtarCNN"
     assert student_description(make_recipe("CartPole-v1")) == "[64]"
+
+
+@pytest.mark.parametrize("conf_file, offline_steps", [(None, (40_000, 20_000)), (SEVEN_PERCENT_CONFIG, (20_000, 40_000))])
+def test_spaceinvaders_student_entry_is_breakouts_with_its_own_offline_gradient_steps(conf_file, offline_steps):
+    # SpaceInvaders merges Breakout's entry (YAML "<<"), read as rl_zoo3 reads it
+    breakout, space_invaders = (make_recipe(env_id, conf_file=conf_file).model_kwargs for env_id in (BREAKOUT, SPACE_INVADERS))
+    assert (breakout["offline_gradient_steps"], space_invaders["offline_gradient_steps"]) == offline_steps
+    assert breakout["offline_transitions"] == space_invaders["offline_transitions"] == 20_000
+    # Each its own teacher (the entry's path has {env_id})
+    assert Path(breakout["teacher"]).name == "MinAtar-Breakout-v1_dqn.zip"
+    assert Path(space_invaders["teacher"]).name == "MinAtar-SpaceInvaders-v1_dqn.zip"
+    others = set(breakout) - {"offline_gradient_steps", "teacher"}
+    assert set(space_invaders) - {"offline_gradient_steps", "teacher"} == others
+    assert {key: str(space_invaders[key]) for key in others} == {key: str(breakout[key]) for key in others}
