@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/early_evaluations.py`
 
 from benchmarks.common import base_parser, command_line, machine_description, write_csv, write_json
 from benchmarks.sample_efficiency import (
+    ARMS,
     EVAL_FREQ,
     REACH,
     SMOKE_OVERRIDES,
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--source-dir", default=SOURCE_DIR, help="The sample-efficiency output whose runs are replayed "
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--envs", nargs="+", default=None, help="Envs (default: the source's)")
-    parser.add_argument("--arms", nargs="+", default=None, help="Arms (default: the source's)")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), help="Arms (default: all five)")
     parser.add_argument("--seeds", type=int, default=None, help="Seeds per env and arm (default: the source's)")
     parser.add_argument("--window", type=int, default=2, help="Evaluation periods replayed (default: %(default)s)")
     parser.add_argument("--fine", type=int, default=4, help="Evaluations per period (default: %(default)s)")
@@ -114,7 +115,8 @@ def main() -> None:
     summary = json.loads((source_dir / "summary.json").read_text())
     references = summary["references"]
     envs = args.envs or list(references)
-    arms = args.arms or summary["arms"]
+    # Not summary["arms"]: the source's last command, which may have run some arms only
+    arms = args.arms
     seeds = args.seeds or summary["seeds"]
     missing = [env_id for env_id in envs if env_id not in references]
     if missing:
