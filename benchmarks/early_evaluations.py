@@ -33,10 +33,10 @@ if __package__ in (None, ""):  # run as `python benchmarks/early_evaluations.py`
 from benchmarks.common import base_parser, command_line, machine_description, write_csv, write_json
 from benchmarks.sample_efficiency import (
     ARMS,
-    EVAL_FREQ,
     REACH,
     SMOKE_OVERRIDES,
     derive,
+    eval_freq_of,
     fmt_ci,
     record_path,
     summarize,
@@ -87,7 +87,8 @@ def merge(record: dict[str, Any], replay: dict[str, Any], reference: dict[str, A
     teacher, random = reference["teacher_return"], reference["random_return"]
     for step, value, seconds in zip(replay["timesteps"], replay["returns"], replay["train_seconds"], strict=True):
         if normalized_score(value, teacher, random) >= REACH:
-            if step < run["steps_to_95"] or not run["reached_95"]:
+            # An unreached run counts at its budget, past the replay's window
+            if step < run["steps_to_95"]:
                 run.update(reached_95=True, steps_to_95=step, seconds_to_95=seconds)
             break
     return run
@@ -125,7 +126,7 @@ def main() -> None:
         parser.error(f"{source_dir} ran with -params {summary['hyperparams']}: replay an output made without -params")
 
     # The main benchmark's evaluation periods
-    eval_freqs = {env_id: 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000) for env_id in envs}
+    eval_freqs = {env_id: eval_freq_of(env_id, args.smoke) for env_id in envs}
     jobs, records = [], {}
     for env_id in envs:
         eval_freq = eval_freqs[env_id]
@@ -135,17 +136,16 @@ def main() -> None:
                 if not path.exists():
                     parser.error(f"{path} does not exist: run benchmarks/sample_efficiency.py for this run first")
                 records[(env_id, arm, seed)] = record = json.loads(path.read_text())
-                # The record's job: the configured budget, the same evaluation episodes and seeds
+                # The record's job: its budget (the configured one; the smoke source's is not), the same evaluation
+                # episodes and seeds
                 jobs.append({
-                    "env_id": env_id, "arm": arm, "seed": seed, "budget": None, "reference": references[env_id],
+                    "env_id": env_id, "arm": arm, "seed": seed, "budget": record["budget"] if args.smoke else None,
+                    "reference": references[env_id],
                     "eval_freq": eval_freq, "eval_episodes": 2 if args.smoke else 10,
                     "overrides": SMOKE_OVERRIDES if args.smoke else {},
                     "fine_freq": eval_freq // args.fine, "window": args.window * eval_freq,
                     "replay_record": str(record_path(output_dir / "runs", env_id, arm, seed)),
                 })  # fmt: skip
-                if args.smoke:
-                    # The smoke source's budget, not the configured one
-                    jobs[-1]["budget"] = record["budget"]
     todo = [job for job in jobs if not Path(job["replay_record"]).exists()]
     print(f"{len(jobs)} runs: {len(todo)} to replay ({args.n_jobs} at a time), {len(jobs) - len(todo)} read back")
     replays = {}

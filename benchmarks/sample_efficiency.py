@@ -76,11 +76,17 @@ LOSS_ENV, LOSS_SEEDS = "Acrobot-v1", 5
 DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0")
 # Evaluation period per env (environment steps)
 EVAL_FREQ = {"CartPole-v1": 1_000, "Acrobot-v1": 2_000, "LunarLander-v3": 4_000, "MountainCar-v0": 2_000}
+SMOKE_EVAL_FREQ = 100
 # Share of the student's budget the teacher acts for in the offline phase; as many offline gradient steps
 OFFLINE_SHARE = 0.1
 REACH = 0.95
 SMOKE_OVERRIDES = {"learning_starts": 50, "buffer_size": 1_000, "train_freq": 4, "gradient_steps": 1, "batch_size": 16}
 BOOTSTRAP_REPS = 2_000
+
+
+def eval_freq_of(env_id: str, smoke: bool = False) -> int:
+    """The env's evaluation period in environment steps (``--smoke``: 100 steps; an env without one: 2,000)."""
+    return SMOKE_EVAL_FREQ if smoke else EVAL_FREQ.get(env_id, 2_000)
 
 
 def build_arm(
@@ -559,7 +565,7 @@ def main() -> None:
                 jobs.append({
                     "env_id": env_id, "arm": arm, "seed": seed,
                     "budget": args.baseline_steps if arm in SCRATCH_ARMS else args.student_steps,
-                    "eval_freq": 100 if args.smoke else EVAL_FREQ.get(env_id, 2_000),
+                    "eval_freq": eval_freq_of(env_id, args.smoke),
                     "eval_episodes": args.eval_episodes, "final_episodes": args.final_episodes,
                     "overrides": overrides if arm in SCRATCH_ARMS else {**overrides, **args.hyperparams},
                     "reference": references[env_id],
