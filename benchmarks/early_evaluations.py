@@ -10,7 +10,8 @@ generators), and the replay checks it run by run: its evaluations at the main gr
 returns. A run's steps to 95% is then its first fine-grid evaluation at 95% within the window, else the record's
 figure; a replay that departs from its record is reported and its record's figures are kept. Ratios are to the best
 scratch arm, as in the main benchmark, with every arm's runs replayed the same way (replay all the arms whose ratio you
-quote, the scratch arms included: their figures can only move earlier).
+quote, the scratch arms included: their figures can only move earlier). A recipe variant's output (made with
+``-params``) is replayed with its hyperparameters; its scratch arms, if any, without (as the benchmark ran them).
 
 Each replay writes <output-dir>/runs/<env>/<arm>_seed<seed>.json as it finishes (a rerun skips it).
 
@@ -34,6 +35,7 @@ from benchmarks.common import base_parser, command_line, machine_description, wr
 from benchmarks.sample_efficiency import (
     ARMS,
     REACH,
+    SCRATCH_ARMS,
     SMOKE_OVERRIDES,
     derive,
     eval_freq_of,
@@ -96,8 +98,8 @@ def merge(record: dict[str, Any], replay: dict[str, Any], reference: dict[str, A
 
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/early_evaluations")
-    parser.add_argument("--source-dir", default=SOURCE_DIR, help="The sample-efficiency output whose runs are replayed "
-                        "(default: %(default)s)")  # fmt: skip
+    parser.add_argument("--source-dir", default=None, help=f"The sample-efficiency output whose runs are replayed "
+                        f"(default: {SOURCE_DIR}; --smoke: a smoke run it makes first)")  # fmt: skip
     parser.add_argument("--envs", nargs="+", default=None, help="Envs (default: the source's)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), help="Arms (default: all five)")
     parser.add_argument("--seeds", type=int, default=None, help="Seeds per env and arm (default: the source's)")
@@ -106,8 +108,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2, help="Replays in parallel, one CPU thread each (default: 2)")
     args = parser.parse_args()
     output_dir = Path(args.output_dir)
-    source_dir = Path(args.source_dir)
-    if args.smoke:
+    source_dir = Path(args.source_dir or SOURCE_DIR)
+    if args.smoke and args.source_dir is None:
         # The main benchmark's smoke run first, as the source
         source_dir = output_dir / "source"
         subprocess.run([sys.executable, str(Path(__file__).parent / "sample_efficiency.py"), "--smoke", "--output-dir",
@@ -122,8 +124,8 @@ def main() -> None:
     missing = [env_id for env_id in envs if env_id not in references]
     if missing:
         parser.error(f"{source_dir} has no runs of {missing}: it has {list(references)}")
-    if summary["hyperparams"]:
-        parser.error(f"{source_dir} ran with -params {summary['hyperparams']}: replay an output made without -params")
+    # A recipe variant's output (-params) gave its distilled arms other hyperparameters: theirs again, as it did
+    hyperparams = summary["hyperparams"]
 
     # The main benchmark's evaluation periods
     eval_freqs = {env_id: eval_freq_of(env_id, args.smoke) for env_id in envs}
@@ -142,7 +144,8 @@ def main() -> None:
                     "env_id": env_id, "arm": arm, "seed": seed, "budget": record["budget"] if args.smoke else None,
                     "reference": references[env_id],
                     "eval_freq": eval_freq, "eval_episodes": 2 if args.smoke else 10,
-                    "overrides": SMOKE_OVERRIDES if args.smoke else {},
+                    "overrides": {**(SMOKE_OVERRIDES if args.smoke else {}),
+                                  **({} if arm in SCRATCH_ARMS else hyperparams)},
                     "fine_freq": eval_freq // args.fine, "window": args.window * eval_freq,
                     "replay_record": str(record_path(output_dir / "runs", env_id, arm, seed)),
                 })  # fmt: skip

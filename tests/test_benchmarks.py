@@ -359,3 +359,24 @@ def test_early_evaluations_smoke(tmp_path):
     for row in rows:
         # A finer grid can only find the same step or an earlier one
         assert float(row["steps_to_95_iqm"]) <= float(row["steps_to_95_iqm_main_grid"])
+
+
+def test_early_evaluations_replay_a_recipe_variant(tmp_path):
+    # A recipe variant's output: its distilled arm ran with other hyperparameters (here another student net)
+    source = tmp_path / "source"
+    variant = ["--arms", "distilled, constant alpha", "-params", "policy_kwargs:dict(net_arch=[8])"]
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sample_efficiency.py"), "--smoke", "--output-dir", str(source), *variant],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "early_evaluations.py"), "--smoke", "--source-dir", str(source),
+         "--arms", "distilled, constant alpha", "--output-dir", str(tmp_path / "replays")],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    # Replayed with the variant's hyperparameters: the same 8-unit student, the same evaluations
+    assert "6 of 6 evaluations at the main grid's steps equal the records'; 0 replays departed" in completed.stdout
+    rows = read_csv(tmp_path / "replays" / "results.csv")
+    assert [(row["arm"], row["parameters"]) for row in rows] == [("distilled, constant alpha", str(4 * 8 + 8 + 8 * 2 + 2))]
