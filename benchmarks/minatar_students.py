@@ -130,7 +130,8 @@ def main() -> None:
     plot_curves(envs, args.arms, runs, results, output_dir / "iqm_curves.png")
     write_json(
         {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": seeds,
-         "arms": {arm: {"builds": ARMS[arm][0], "conf_file": ARMS[arm][1] or "zoo_configs/distilled_dqn.yml"}
+         # The configs' names in the package's zoo_configs/, not this machine's paths
+         "arms": {arm: {"builds": ARMS[arm][0], "conf_file": f"zoo_configs/{Path(ARMS[arm][1] or 'distilled_dqn.yml').name}"}
                   for arm in args.arms},
          "final_episodes": {arm: sorted({result["final_episodes"] for result in results.values() if result["arm"] == arm})
                             for arm in args.arms},
