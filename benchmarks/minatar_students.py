@@ -21,7 +21,7 @@ its budget, so the ratio is an upper bound). rliable IQM with 95% stratified boo
 Resumable as benchmarks/sample_efficiency.py: each (game, arm, seed) run writes runs/<game>/<arm>_seed<seed>.json as
 it finishes; a rerun skips what is done and only aggregates.
 
-    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 3 seeds: about 80 min on 2 cores
+    OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 6 seeds: 4.9 h of training, 2 at a time
     python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --arms "distilled, ~25%" "DQN scratch, ~25% net"
     python benchmarks/minatar_students.py --smoke                              # seconds: checks the script works
 """
@@ -74,7 +74,7 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[1], "benchmarks/results/minatar")
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help="MinAtar games (default: %(default)s)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), help="A subset of the arms (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=3, help="Seeds per game and arm (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=6, help="Seeds per game and arm (default: %(default)s)")
     parser.add_argument(
         "--student-steps", type=int, default=STUDENT_STEPS, help="Online steps of the students (default: %(default)s)"
     )
