@@ -35,8 +35,8 @@ from benchmarks.common import base_parser, command_line, machine_description, wr
 from benchmarks.sample_efficiency import (
     ARMS,
     REACH,
-    SCRATCH_ARMS,
     SMOKE_OVERRIDES,
+    arm_overrides,
     derive,
     eval_freq_of,
     fmt_ci,
@@ -144,8 +144,7 @@ def main() -> None:
                     "env_id": env_id, "arm": arm, "seed": seed, "budget": record["budget"] if args.smoke else None,
                     "reference": references[env_id],
                     "eval_freq": eval_freq, "eval_episodes": 2 if args.smoke else 10,
-                    "overrides": {**(SMOKE_OVERRIDES if args.smoke else {}),
-                                  **({} if arm in SCRATCH_ARMS else hyperparams)},
+                    "overrides": arm_overrides(arm, SMOKE_OVERRIDES if args.smoke else {}, hyperparams),
                     "fine_freq": eval_freq // args.fine, "window": args.window * eval_freq,
                     "replay_record": str(record_path(output_dir / "runs", env_id, arm, seed)),
                 })  # fmt: skip

@@ -41,6 +41,7 @@ from benchmarks.sample_efficiency import (
     OFFLINE_SHARE,
     SMOKE_OVERRIDES,
     add_variant_arguments,
+    arm_overrides,
     derive,
     format_table,
     load_references,
@@ -109,8 +110,8 @@ def main() -> None:
             "env_id": env_id, "arm": arm, "seed": seed, "build_arm": ARMS[arm][0], "conf_file": ARMS[arm][1],
             "budget": args.baseline_steps if arm in SCRATCH else args.student_steps, "eval_freq": args.eval_freq,
             "eval_episodes": eval_episodes, "final_episodes": final_episodes,
-            "overrides": overrides if arm in SCRATCH else {**overrides, **(SMOKE_OFFLINE if overrides else {}),
-                                                          **args.hyperparams},
+            "overrides": arm_overrides(arm, overrides, {**(SMOKE_OFFLINE if overrides else {}), **args.hyperparams},
+                                       SCRATCH),
             "reference": references[env_id], "record": str(record_path(output_dir / "runs", env_id, arm, seed)),
         }
         for env_id in envs

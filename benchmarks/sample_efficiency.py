@@ -89,6 +89,16 @@ def eval_freq_of(env_id: str, smoke: bool = False) -> int:
     return SMOKE_EVAL_FREQ if smoke else EVAL_FREQ.get(env_id, 2_000)
 
 
+def arm_overrides(
+    arm: str, overrides: dict[str, Any], hyperparams: dict[str, Any], scratch_arms: tuple[str, ...] = SCRATCH_ARMS
+) -> dict[str, Any]:
+    """
+    A run's hyperparameter overrides: ``overrides`` (smoke runs) for every arm, a recipe variant's ``hyperparams``
+    (``-params``) on top for the distilled arms only; the scratch arms are the baselines the variant is measured against.
+    """
+    return overrides if arm in scratch_arms else {**overrides, **hyperparams}
+
+
 def build_arm(
     arm: str,
     env_id: str,
@@ -567,7 +577,7 @@ def main() -> None:
                     "budget": args.baseline_steps if arm in SCRATCH_ARMS else args.student_steps,
                     "eval_freq": eval_freq_of(env_id, args.smoke),
                     "eval_episodes": args.eval_episodes, "final_episodes": args.final_episodes,
-                    "overrides": overrides if arm in SCRATCH_ARMS else {**overrides, **args.hyperparams},
+                    "overrides": arm_overrides(arm, overrides, args.hyperparams),
                     "reference": references[env_id],
                     "record": str(record_path(runs_dir, env_id, arm, seed)),
                 })  # fmt: skip
