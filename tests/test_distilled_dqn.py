@@ -17,7 +17,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch.nn import functional as F
 
 from sb3_distill import DistilledDQN, distillation_loss
-from sb3_distill.losses import get_distillation_loss
+from sb3_distill.losses import get_distillation_loss, teacher_agreement
 from tests.conftest import TINY_DQN_KWARGS
 
 STUDENT_KWARGS = dict(policy_kwargs=dict(net_arch=[8]), **TINY_DQN_KWARGS)
@@ -46,6 +46,35 @@ def test_learn_logs_the_loss_terms(tmp_path, cartpole_teacher_path):
     # train/loss is the mean of (1 - alpha) * td + alpha * distill, which is linear in the means
     expected = 0.7 * rows["train/td_loss"] + 0.3 * rows["train/distill_loss"]
     np.testing.assert_allclose(rows["train/loss"], expected, rtol=1e-5)
+
+
+def test_teacher_agreement_is_the_last_batchs_computed_when_the_logs_are_written(tmp_path, cartpole_teacher_path):
+    student = make_student(cartpole_teacher_path)
+    student.learn(200)
+    student.set_logger(configure(str(tmp_path), ["csv"]))
+    batches = []
+    distillation_terms = student._distillation_terms
+    generator = th.Generator().manual_seed(0)
+
+    def recording_terms(observations, student_q_values, *args, **kwargs):
+        loss, gradient, _ = distillation_terms(observations, student_q_values, *args, **kwargs)
+        # Other teacher values for the agreement, so that it differs from batch to batch
+        teacher_q_values = th.randn(student_q_values.shape, generator=generator)
+        batches.append((student_q_values.detach().clone(), teacher_q_values))
+        return loss, gradient, teacher_q_values
+
+    student._distillation_terms = recording_terms
+    student.train(gradient_steps=3, batch_size=32)
+    # Not computed by train() itself
+    assert len(batches) == 3 and "train/teacher_agreement" not in student.logger.name_to_value
+    student.dump_logs()
+    agreements = [teacher_agreement(*batch).item() for batch in batches]
+    assert 0 < agreements[-1] < 1 and len(set(agreements)) > 1
+    logged = pd.read_csv(tmp_path / "progress.csv")["train/teacher_agreement"]
+    assert logged.tolist() == [pytest.approx(agreements[-1])]
+    # Once per batch: the next logs hold none until another update
+    student.dump_logs()
+    assert pd.read_csv(tmp_path / "progress.csv")["train/teacher_agreement"].isna().tolist() == [False, True]
 
 
 @pytest.mark.parametrize("with_teacher", [False, True])

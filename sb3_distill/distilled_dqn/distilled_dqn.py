@@ -35,8 +35,8 @@ from sb3_distill.distilled_dqn.replay import (
 from sb3_distill.losses import (
     distillation_loss_and_gradient,
     get_distillation_loss,
-    greedy_agreement,
     td_loss_and_gradient,
+    teacher_agreement,
 )
 from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
 
@@ -242,6 +242,8 @@ class DistilledDQN(DQN):
         # The offline phase runs once per model: saved with it
         self.offline_done = False
         self.teacher_transitions = 0
+        # The last batch trained on, (student's Q-values, teacher's), until train/teacher_agreement is logged
+        self._agreement_batch: tuple[th.Tensor, th.Tensor] | None = None
         self._check_settings()
         self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
@@ -356,21 +358,18 @@ class DistilledDQN(DQN):
         observations: PyTorchObs,
         student_q_values: th.Tensor,
         teacher_q_values: th.Tensor | None = None,
-        with_agreement: bool = True,
         gradient_scale: float = 1.0,
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
-        The distillation loss on a batch, its gradient at the student's Q-values, and where the student's and the
-        teacher's greedy actions agree.
+        The distillation loss on a batch and its gradient at the student's Q-values.
 
         :param observations: The sampled observations
         :param student_q_values: The student's Q-values for all actions on them
         :param teacher_q_values: The teacher's values of the observations if the replay buffer kept them,
             else None to evaluate the teacher now
-        :param with_agreement: Whether to compute the agreement (``train()`` does on the batch it logs it for only)
         :param gradient_scale: Factor of the gradient (``train()`` passes alpha)
-        :return: (distillation loss, ``gradient_scale`` times its gradient with respect to ``student_q_values``,
-            boolean agreement per sample or None without ``with_agreement``), none of them with gradients
+        :return: (distillation loss, ``gradient_scale`` times its gradient with respect to ``student_q_values``, the
+            teacher's values of the observations), none of them with gradients
         """
         assert self.teacher is not None
         if teacher_q_values is None:
@@ -378,8 +377,7 @@ class DistilledDQN(DQN):
         loss, gradient = distillation_loss_and_gradient(
             self.distill_loss, student_q_values, teacher_q_values, self.temperature, gradient_scale
         )
-        agreement = greedy_agreement(student_q_values.detach(), teacher_q_values) if with_agreement else None
-        return loss, gradient, agreement
+        return loss, gradient, teacher_q_values
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self._check_teacher_ready()
@@ -394,10 +392,8 @@ class DistilledDQN(DQN):
 
         # Each tensor operation costs microseconds, a sizeable share of a small student's update: both terms' gradients
         # are taken in closed form at the Q-values and back-propagated through the network at once, the step's values
-        # are read together, and the greedy agreement is computed on the last batch of the call only, the one
-        # train/teacher_agreement reports
+        # are read together, and the greedy agreement is computed only when the logs are written (dump_logs)
         td_losses, distill_losses, losses = [], [], []
-        agreement: th.Tensor | None = None
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -427,14 +423,12 @@ class DistilledDQN(DQN):
                     gradient = th.zeros_like(all_q_values)
                     td_loss_value, distill_loss_value = td_loss.item(), None
                 else:
-                    distill_loss, gradient, step_agreement = self._distillation_terms(
+                    distill_loss, gradient, teacher_q_values = self._distillation_terms(
                         replay_data.observations,
                         all_q_values,
                         getattr(replay_data, "teacher_q_values", None),
-                        with_agreement=gradient_step == gradient_steps - 1,
                         gradient_scale=alpha,
                     )
-                    agreement = step_agreement if step_agreement is not None else agreement
                     td_loss_value, distill_loss_value = th.stack((td_loss, distill_loss)).tolist()
                     distill_losses.append(distill_loss_value)
                 # The gradient of L = (1 - alpha) * L_TD + alpha * L_distill with respect to the Q-values
@@ -465,9 +459,24 @@ class DistilledDQN(DQN):
         self.logger.record("train/alpha", alpha)
         if distill_losses:
             self.logger.record("train/distill_loss", float(np.mean(distill_losses)))
-        if agreement is not None:
-            # On the call's last batch (computing it on every batch cost a few percent of each update)
-            self.logger.record("train/teacher_agreement", agreement.float().mean().item())
+            # train/teacher_agreement: on the call's last batch, computed when the logs are written
+            self._agreement_batch = (all_q_values.detach(), teacher_q_values)
+
+    def _record_teacher_agreement(self) -> None:
+        """
+        Log ``train/teacher_agreement``, the share of the last batch trained on where the student's greedy action was
+        the teacher's, if a batch came since the logs were last written. Computed here rather than in ``train()``: on
+        every call it cost the Acrobot and LunarLander students about 1% of each update (``benchmarks/overhead.py``),
+        for a value that only the last call before the logs are written reports.
+        """
+        if self._agreement_batch is not None:
+            agreement = teacher_agreement(*self._agreement_batch).item()
+            self.logger.record("train/teacher_agreement", agreement)
+            self._agreement_batch = None
+
+    def dump_logs(self) -> None:
+        self._record_teacher_agreement()
+        super().dump_logs()
 
     def _check_finite_loss(
         self, loss: float, td_loss: float, distill_loss: float | None, alpha: float, gradient_step: int
@@ -536,9 +545,10 @@ class DistilledDQN(DQN):
         self.offline_done = True
         self.logger.record("offline/teacher_transitions", self.teacher_transitions)
         self.logger.record("offline/gradient_steps", self.offline_gradient_steps)
+        self._record_teacher_agreement()
         self.logger.dump(step=self.num_timesteps)
 
     def _excluded_save_params(self) -> list[str]:
         # The teacher is never saved: the student's zip stays a plain DQN zip. The performance-based alpha is rebuilt
-        # from the saved returns (plain DQN.load could not unpickle it)
-        return [*super()._excluded_save_params(), "teacher", "performance_alpha"]
+        # from the saved returns (plain DQN.load could not unpickle it); the last batch is for the logs only
+        return [*super()._excluded_save_params(), "teacher", "performance_alpha", "_agreement_batch"]
