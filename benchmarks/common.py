@@ -7,6 +7,9 @@ import json
 import os
 import platform
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,50 @@ def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, floa
         "teacher_parameters": count_parameters(teacher.q_net),
         "teacher_path": str(teacher_path),
     }
+
+
+# Bootstrap resamples of every rliable confidence interval
+BOOTSTRAP_REPS = 2_000
+
+
+@contextmanager
+def numpy_global_seed(seed: int) -> Iterator[None]:
+    """
+    NumPy's global generator seeded with ``seed`` inside the block, and put back as it was after it.
+
+    rliable's stratified bootstraps draw their resampling indices from the global generator (``np.random.choice``),
+    whatever ``random_state`` they are given: without this, a confidence interval depends on what drew from it before
+    (e.g. the other arms aggregated in the same run).
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def iqm_ci(scores: np.ndarray, reps: int = BOOTSTRAP_REPS) -> tuple[float, float, float]:
+    """
+    rliable's IQM of the scores with its 95% stratified bootstrap confidence interval, the same for the same scores.
+
+    :param scores: One per run (1-D), or ``(runs, tasks)``: the bootstrap resamples runs within each task
+    :param reps: Bootstrap resamples
+    :return: (IQM, CI low, CI high)
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    matrix = scores.reshape(-1, 1) if scores.ndim == 1 else scores
+    with numpy_global_seed(0), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # rliable passes random_state on to arch, which renames it
+        point, interval = rly.get_interval_estimates(
+            {"arm": matrix},
+            lambda runs: np.array([metrics.aggregate_iqm(runs)]),
+            reps=reps,
+            random_state=np.random.RandomState(0),
+        )
+    return float(point["arm"][0]), float(interval["arm"][0, 0]), float(interval["arm"][1, 0])
 
 
 def bar_chart(categories: list[str], series: dict[str, list[float]], ylabel: str, path: Path, log_scale: bool = False) -> None:

@@ -23,6 +23,7 @@ it finishes; a rerun skips what is done and only aggregates.
 
     OMP_NUM_THREADS=1 python benchmarks/minatar_students.py    # 2 games x 6 arms x 6 seeds: 4.9 h of training, 2 at a time
     python benchmarks/minatar_students.py --envs MinAtar/Breakout-v1 --arms "distilled, ~25%" "DQN scratch, ~25% net"
+    python benchmarks/minatar_students.py --seeds 12 --no-train               # aggregate the recorded runs only
     python benchmarks/minatar_students.py --smoke                              # seconds: checks the script works
 """
 
@@ -40,6 +41,7 @@ from benchmarks.sample_efficiency import (
     OFFLINE,
     OFFLINE_SHARE,
     SMOKE_OVERRIDES,
+    add_no_train_argument,
     add_variant_arguments,
     arm_overrides,
     derive,
@@ -91,6 +93,7 @@ def main() -> None:
         help="Episodes of the teacher's and random policy's reference returns (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
+    add_no_train_argument(parser)
     add_variant_arguments(parser)
     args = parser.parse_args()
     unknown = [arm for arm in args.arms if arm not in ARMS]
@@ -118,7 +121,7 @@ def main() -> None:
         for arm in args.arms
         for seed in range(seeds)
     ]  # fmt: skip
-    results = run_all(jobs, args.n_jobs, print)
+    results = run_all(jobs, args.n_jobs, print, train=not args.no_train)
     runs = [derive(result, references[result["env_id"]]) for result in results.values()]
     rows = []
     for env_id in envs:

@@ -48,13 +48,16 @@ from scipy import stats
 from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.common import (
+    BOOTSTRAP_REPS,
     SCRATCH_STUDENT,
     SCRATCH_TEACHER,
     base_parser,
     build_agent,
     command_line,
+    iqm_ci,
     machine_description,
     mean_return,
+    numpy_global_seed,
     reference_returns,
     write_csv,
     write_json,
@@ -81,7 +84,6 @@ SMOKE_EVAL_FREQ = 100
 OFFLINE_SHARE = 0.1
 REACH = 0.95
 SMOKE_OVERRIDES = {"learning_starts": 50, "buffer_size": 1_000, "train_freq": 4, "gradient_steps": 1, "batch_size": 16}
-BOOTSTRAP_REPS = 2_000
 
 
 def eval_freq_of(env_id: str, smoke: bool = False) -> int:
@@ -277,26 +279,6 @@ def derive(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def iqm_ci(scores: np.ndarray) -> tuple[float, float, float]:
-    """
-    rliable's IQM of the scores with its 95% stratified bootstrap confidence interval.
-
-    :param scores: One per run (1-D), or ``(runs, tasks)``: the bootstrap resamples runs within each task
-    :return: (IQM, CI low, CI high)
-    """
-    from rliable import library as rly
-    from rliable import metrics
-
-    matrix = scores.reshape(-1, 1) if scores.ndim == 1 else scores
-    point, interval = rly.get_interval_estimates(
-        {"arm": matrix},
-        lambda runs: np.array([metrics.aggregate_iqm(runs)]),
-        reps=BOOTSTRAP_REPS,
-        random_state=np.random.RandomState(0),
-    )
-    return float(point["arm"][0]), float(interval["arm"][0, 0]), float(interval["arm"][1, 0])
-
-
 def fmt_ci(value: float | None, low: float | None = None, high: float | None = None, spec: str = ".2f") -> str:
     if value is None:
         return "n/a"
@@ -388,13 +370,14 @@ def iqm_curve(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IQM per evaluation of ``(runs, evaluations)`` normalized scores, and its 95% stratified bootstrap CIs."""
     from rliable import library as rly
 
-    point, interval = rly.get_interval_estimates(
-        {"arm": curves[:, None, :]},
-        # IQM over runs at each evaluation (rliable's aggregate_iqm, vectorised over evaluations)
-        lambda scores: stats.trim_mean(scores.reshape(-1, scores.shape[-1]), proportiontocut=0.25, axis=0),
-        reps=BOOTSTRAP_REPS // 4,
-        random_state=np.random.RandomState(0),
-    )
+    with numpy_global_seed(0):
+        point, interval = rly.get_interval_estimates(
+            {"arm": curves[:, None, :]},
+            # IQM over runs at each evaluation (rliable's aggregate_iqm, vectorised over evaluations)
+            lambda scores: stats.trim_mean(scores.reshape(-1, scores.shape[-1]), proportiontocut=0.25, axis=0),
+            reps=BOOTSTRAP_REPS // 4,
+            random_state=np.random.RandomState(0),
+        )
     return point["arm"], interval["arm"]
 
 
@@ -438,8 +421,8 @@ def plot_performance_profile(env_ids: list[str], arms: list[str], runs: list[dic
             score_dict[arm] = np.array([scores[:n_seeds] for scores in per_env]).T
     taus = np.linspace(0.0, 1.25, 126)
     # create_performance_profile takes no random_state: its bootstrap draws from NumPy's global generator
-    np.random.seed(0)
-    profiles, profile_cis = rly.create_performance_profile(score_dict, taus, reps=BOOTSTRAP_REPS // 4)
+    with numpy_global_seed(0):
+        profiles, profile_cis = rly.create_performance_profile(score_dict, taus, reps=BOOTSTRAP_REPS // 4)
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
     for arm, profile in profiles.items():
@@ -495,6 +478,13 @@ def add_variant_arguments(parser: Any) -> None:
     )  # fmt: skip
 
 
+def add_no_train_argument(parser: Any) -> None:
+    """``--no-train``: aggregate the recorded runs only (``run_all(train=False)``)."""
+    parser.add_argument(
+        "--no-train", action="store_true", help="Only aggregate the runs already recorded (leave the others out)"
+    )
+
+
 def run_all(
     jobs: list[dict[str, Any]], n_jobs: int, log: Callable[[str], None], train: bool = True
 ) -> dict[tuple, dict[str, Any]]:
@@ -545,9 +535,7 @@ def main() -> None:
     parser.add_argument("--baseline-steps", type=int, default=None, help="Budget of the from-scratch runs (default: Zoo's)")
     parser.add_argument("--student-steps", type=int, default=None, help="Budget of the students (default: config's)")
     parser.add_argument("--n-jobs", type=int, default=2, help="Runs in parallel, one CPU thread each (default: %(default)s)")
-    parser.add_argument(
-        "--no-train", action="store_true", help="Only aggregate the runs already recorded (leave the others out)"
-    )
+    add_no_train_argument(parser)
     add_variant_arguments(parser)
     args = parser.parse_args()
     all_arms = list(LOSS_ARMS) if args.loss_variants else list(ARMS)

@@ -18,7 +18,6 @@ under ``<output-dir>/runs/`` that a rerun reads back.
 import json
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
@@ -31,10 +30,9 @@ import numpy as np
 import optuna
 import torch as th
 from matplotlib.figure import Figure
-from rliable import library, metrics
 from stable_baselines3 import DQN
 
-from benchmarks.common import base_parser, command_line, machine_description, mean_return, write_csv, write_json
+from benchmarks.common import base_parser, command_line, iqm_ci, machine_description, mean_return, write_csv, write_json
 from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
 from sb3_distill.hyperparams_opt import trial_net_arch
 from sb3_distill.recipe import make_recipe
@@ -88,20 +86,6 @@ def run_point(
     }
     write_json(result, record)
     return result
-
-
-def iqm_with_ci(scores: np.ndarray) -> tuple[float, float, float]:
-    """IQM of one point's normalized scores over seeds, with a 95% stratified bootstrap CI (rliable)."""
-    score_dict = {"point": scores.reshape(-1, 1)}  # (runs, tasks): one task
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # rliable passes random_state on to arch, which renames it
-        point, interval = library.get_interval_estimates(
-            score_dict,
-            lambda runs: np.array([metrics.aggregate_iqm(runs)]),
-            reps=2_000,
-            random_state=np.random.RandomState(0),
-        )
-    return float(point["point"][0]), float(interval["point"][0, 0]), float(interval["point"][1, 0])
 
 
 def run_study(env_id: str, output_dir: Path, n_trials: int, budget: int | None, overrides: dict[str, Any]) -> optuna.Study:
@@ -239,7 +223,7 @@ def main() -> None:
                     for run in runs
                 ]
             )
-            iqm, low, high = iqm_with_ci(scores)
+            iqm, low, high = iqm_ci(scores)
             points.append(
                 {
                     "env_id": env_id,

@@ -21,7 +21,15 @@ if __package__ in (None, ""):  # run as `python benchmarks/teacher_kinds.py`
 
 import numpy as np
 
-from benchmarks.common import base_parser, command_line, machine_description, return_stats, write_csv, write_json
+from benchmarks.common import (
+    base_parser,
+    command_line,
+    iqm_ci,
+    machine_description,
+    return_stats,
+    write_csv,
+    write_json,
+)
 from sb3_distill import shipped_teacher
 from sb3_distill.recipe import make_recipe
 from sb3_distill.report import GreedyAgent, normalized_score, random_policy_return
@@ -65,20 +73,6 @@ def distill_one(teacher: Path, seed: int, overrides: dict[str, Any], budget: int
     }
 
 
-def iqm_with_ci(scores: np.ndarray) -> tuple[float, float, float]:
-    """rliable's IQM of the scores (one run each) with its 95% stratified bootstrap confidence interval."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    point, interval = rly.get_interval_estimates(
-        {"student": scores.reshape(-1, 1)},
-        lambda runs: np.array([metrics.aggregate_iqm(runs)]),
-        reps=2_000,
-        random_state=np.random.RandomState(0),
-    )
-    return float(point["student"][0]), float(interval["student"][0, 0]), float(interval["student"][1, 0])
-
-
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0], "benchmarks/results/teacher_kinds")
     parser.add_argument("--ppo-teacher", default=None, help="PPO teacher zip or Zoo log folder (default: train one)")
@@ -98,7 +92,7 @@ def main() -> None:
         runs = [{"teacher": name, **distill_one(teacher, seed, overrides, budget)} for seed in seeds]
         rows += runs
         scores = np.array([run["normalized_score"] for run in runs])
-        iqm, low, high = iqm_with_ci(scores)
+        iqm, low, high = iqm_ci(scores)
         students = [run["student_return"] for run in runs]
         summary[name] = {
             "teacher_path": str(teacher),

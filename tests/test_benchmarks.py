@@ -108,6 +108,18 @@ def test_minatar_students_smoke(tmp_path):
     assert summary["final_episodes"]["distilled, ~25%"] == [2] and summary["reference_episodes"] == 2
     assert len(list((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("*.json"))) == 6 and "6 to train" in output
     assert "6 runs: 0 to train" in run_smoke("minatar_students.py", tmp_path)
+    # --no-train aggregates what is recorded (as sample_efficiency.py's) and trains nothing
+    scratch_record = next((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("DQN_scratch_~7%_net_seed0.json"))
+    scratch_record.unlink()
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "minatar_students.py"), "--smoke", "--no-train", "--output-dir",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "6 runs: 5 read back, 1 without a record left out (--no-train)" in completed.stdout
+    assert not scratch_record.exists()
+    assert [row["arm"] for row in read_csv(tmp_path / "results.csv")] == arms[:-1]
 
 
 def test_overhead_smoke(tmp_path):
