@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_smoke(script: str, output_dir: Path) -> str:
+def run_smoke(script: str, output_dir: Path, *args: str) -> str:
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--output-dir", str(output_dir)],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--output-dir", str(output_dir), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -70,13 +70,8 @@ def test_sample_efficiency_smoke(tmp_path):
     assert read_csv(tmp_path / "results.csv") == rows
     # --no-train aggregates what is recorded and leaves a missing run out instead of training it
     records[0].unlink()
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "sample_efficiency.py"), "--smoke", "--no-train", "--output-dir",
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "10 runs: 9 read back, 1 without a record left out (--no-train)" in completed.stdout
+    output = run_smoke("sample_efficiency.py", tmp_path, "--no-train")
+    assert "10 runs: 9 read back, 1 without a record left out (--no-train)" in output
     assert not records[0].exists()
     assert sum(int(row["seeds"]) for row in read_csv(tmp_path / "results.csv")) == 9
     assert len(read_csv(tmp_path / "runs.csv")) == 9
@@ -111,13 +106,8 @@ def test_minatar_students_smoke(tmp_path):
     # --no-train aggregates what is recorded (as sample_efficiency.py's) and trains nothing
     scratch_record = next((tmp_path / "runs" / "MinAtar" / "Breakout-v1").glob("DQN_scratch_~7%_net_seed0.json"))
     scratch_record.unlink()
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "minatar_students.py"), "--smoke", "--no-train", "--output-dir",
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "6 runs: 5 read back, 1 without a record left out (--no-train)" in completed.stdout
+    output = run_smoke("minatar_students.py", tmp_path, "--no-train")
+    assert "6 runs: 5 read back, 1 without a record left out (--no-train)" in output
     assert not scratch_record.exists()
     assert [row["arm"] for row in read_csv(tmp_path / "results.csv")] == arms[:-1]
 
