@@ -212,7 +212,9 @@ def test_vec_normalize_gives_the_teacher_the_raw_stored_observations(cartpole_te
     buffer.update_teacher_values(student.teacher)  # the transitions stored after the last update
     raw = th.as_tensor(buffer.observations[: buffer.pos, 0])
     stored = th.as_tensor(buffer.teacher_q_values[: buffer.pos, 0])
-    th.testing.assert_close(stored, student.teacher.q_values(raw), rtol=0, atol=0)
+    # One pass over all of them, against the passes of the cache: float32 matmuls of other batch sizes may differ in the
+    # last bits (8.9e-8 seen on this machine's BLAS), while the normalized observations' values differ by far more
+    th.testing.assert_close(stored, student.teacher.q_values(raw), rtol=1e-5, atol=1e-6)
     normalized = th.as_tensor(student._vec_normalize_env.normalize_obs(raw.numpy()))
     assert not th.allclose(student.teacher.q_values(normalized), stored)
 
