@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTranspose
 from benchmarks.common import bar_chart, base_parser, command_line, machine_description, write_csv, write_json
 from sb3_distill.config import zoo_config_path
 from sb3_distill.report import GreedyAgent, count_parameters, format_score, normalized_score, random_policy_return
-from sb3_distill.teacher import load_teacher
+from sb3_distill.common.teacher import load_teacher
 from sb3_distill.zoo import main as zoo
 
 # Student sizes: hidden units after the Nature CNN's conv layers (the teacher has 512)

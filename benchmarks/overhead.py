@@ -25,7 +25,7 @@ import torch as th
 from stable_baselines3 import DQN
 
 from benchmarks.common import bar_chart, base_parser, command_line, dqn_kwargs, machine_description, write_csv, write_json
-from sb3_distill.buffers import TeacherValuesMixin
+from sb3_distill.common.buffers import TeacherValuesMixin
 from sb3_distill.recipe import make_recipe
 
 VARIANTS = ("DQN", "DistilledDQN, cache on", "DistilledDQN, cache off")

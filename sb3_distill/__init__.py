@@ -1,9 +1,9 @@
 import os
 
 from sb3_distill.config import shipped_teacher, shipped_teachers
-from sb3_distill.distilled_dqn import DistilledDQN
-from sb3_distill.losses import distillation_loss, teacher_agreement
-from sb3_distill.teacher import Teacher, load_teacher
+from sb3_distill.dqn import DistilledDQN
+from sb3_distill.common.losses import distillation_loss, teacher_agreement
+from sb3_distill.common.teacher import Teacher, load_teacher
 
 # Read version from file
 version_file = os.path.join(os.path.dirname(__file__), "version.txt")

@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeIm
 
 from sb3_distill.export_runtimes import Runner, input_arrays
 from sb3_distill.recipe import make_recipe
-from sb3_distill.teacher_zip import actor_critic_algorithm
+from sb3_distill.common.teacher_zip import actor_critic_algorithm
 
 # Largest difference allowed between the exported Q-values and the torch Q-network's: absolute for |Q| <= 1, relative
 # above (float32's spacing is 3.8e-6 at |Q| = 32, and onnxruntime sums a matrix product in another order than torch)

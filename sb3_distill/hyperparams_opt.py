@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from sb3_distill.distilled_dqn.alpha import PERFORMANCE, is_performance_alpha
+from sb3_distill.common.alpha import PERFORMANCE, is_performance_alpha
 
 # alpha weighs the distillation term: uniform over the whole range
 ALPHA_RANGE = (0.0, 1.0)

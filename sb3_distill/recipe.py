@@ -29,10 +29,10 @@ from stable_baselines3.common.utils import get_latest_run_id
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_distill.config import resolve_relative_to, zoo_config_path
-from sb3_distill.distilled_dqn import DistilledDQN
-from sb3_distill.distilled_dqn.alpha import is_performance_alpha
+from sb3_distill.dqn import DistilledDQN
+from sb3_distill.common.alpha import is_performance_alpha
 from sb3_distill.hyperparams_opt import check_not_searched, record_alpha_kind
-from sb3_distill.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
+from sb3_distill.common.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
 
 DEFAULT_ENV = "CartPole-v1"
 ALGO_NAME = "distilled_dqn"

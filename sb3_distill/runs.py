@@ -14,7 +14,7 @@ from typing import Any
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import sync_envs_normalization
 
-from sb3_distill.distilled_dqn import DistilledDQN
+from sb3_distill.dqn import DistilledDQN
 from sb3_distill.recipe import ALGO_NAME, TEACHER_ALGO, Recipe, next_run_dir
 from sb3_distill.report import (
     GreedyAgent,
@@ -24,8 +24,8 @@ from sb3_distill.report import (
     plot_learning_curve,
     random_policy_return,
 )
-from sb3_distill.teacher import resolve_model_path
-from sb3_distill.teacher_zip import read_zip_data
+from sb3_distill.common.teacher import resolve_model_path
+from sb3_distill.common.teacher_zip import read_zip_data
 
 # Seeds of the evaluation envs, offset from the run's seed so that they never replay the training episodes
 CURVE_SEED_OFFSET = 1_000

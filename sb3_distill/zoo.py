@@ -29,7 +29,7 @@ from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
 from rl_zoo3 import train as zoo_train
 from rl_zoo3.utils import ALGOS
 
-from sb3_distill.distilled_dqn import DistilledDQN
+from sb3_distill.dqn import DistilledDQN
 from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, sample_distilled_dqn_params
 from sb3_distill.recipe import ALGO_NAME, DistillExperimentManager
 

@@ -15,7 +15,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_distill import DistilledDQN
-from sb3_distill.distilled_dqn.alpha import PerformanceAlpha
+from sb3_distill.common.alpha import PerformanceAlpha
 from tests.conftest import TINY_DQN_KWARGS
 
 STUDENT_KWARGS = dict(policy_kwargs=dict(net_arch=[8]), **TINY_DQN_KWARGS)

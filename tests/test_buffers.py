@@ -17,7 +17,7 @@ from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_distill import DistilledDQN, distillation_loss
-from sb3_distill.buffers import (
+from sb3_distill.common.buffers import (
     TEACHER_VALUES_BUFFERS,
     TeacherReplayBufferSamples,
     TeacherValuesDictReplayBuffer,

@@ -17,7 +17,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch.nn import functional as F
 
 from sb3_distill import DistilledDQN, distillation_loss
-from sb3_distill.losses import get_distillation_loss, teacher_agreement
+from sb3_distill.common.losses import get_distillation_loss, teacher_agreement
 from tests.conftest import TINY_DQN_KWARGS
 
 STUDENT_KWARGS = dict(policy_kwargs=dict(net_arch=[8]), **TINY_DQN_KWARGS)

@@ -95,3 +95,25 @@ def test_importing_every_module_but_the_cli_leaves_the_cli_unimported():
     code = f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\nprint({CLI!r} in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert completed.stdout.strip() == "False"
+
+
+#: The student packages, one per algorithm (sb3-contrib's layout); common/ imports none of them
+STUDENT_PACKAGES = ("sb3_distill.dqn",)
+#: What is built on the students: common/ imports none of it either
+ABOVE_THE_STUDENTS = (
+    "sb3_distill.recipe",
+    "sb3_distill.runs",
+    "sb3_distill.zoo",
+    "sb3_distill.tuning",
+    "sb3_distill.export",
+    CLI,
+)
+
+
+def test_the_common_core_imports_no_student_and_nothing_built_on_them():
+    graph = import_graph()
+    common = {module: targets for module, targets in graph.items() if module.startswith("sb3_distill.common")}
+    assert {"sb3_distill.common.teacher", "sb3_distill.common.losses", "sb3_distill.common.buffers"} <= set(common)
+    for module, targets in common.items():
+        above = {target for target in targets if target.startswith(STUDENT_PACKAGES + ABOVE_THE_STUDENTS)}
+        assert above == set(), f"{module} imports {sorted(above)}"

@@ -4,7 +4,7 @@ import pytest
 import torch as th
 from torch.nn import functional as F
 
-from sb3_distill.losses import (
+from sb3_distill.common.losses import (
     DISTILLATION_LOSSES,
     distillation_loss,
     distillation_loss_and_gradient,

@@ -15,10 +15,10 @@ from stable_baselines3.common.preprocessing import is_image_space
 pytest.importorskip("minatar")
 
 from sb3_distill.config import shipped_teacher
-from sb3_distill.distilled_dqn import DistilledDQN
+from sb3_distill.dqn import DistilledDQN
 from sb3_distill.minatar import MinAtarCNN, MinAtarMissingError
 from sb3_distill.recipe import make_recipe
-from sb3_distill.teacher_zip import read_teacher_zip
+from sb3_distill.common.teacher_zip import read_teacher_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 BREAKOUT = "MinAtar/Breakout-v1"

@@ -8,7 +8,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from sb3_distill import DistilledDQN
-from sb3_distill.buffers import TeacherValuesNStepReplayBuffer
+from sb3_distill.common.buffers import TeacherValuesNStepReplayBuffer
 from tests.conftest import TINY_DQN_KWARGS
 
 STUDENT_KWARGS = dict(policy_kwargs=dict(net_arch=[8]), **TINY_DQN_KWARGS)

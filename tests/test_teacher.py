@@ -13,9 +13,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from sb3_distill.distilled_dqn import DistilledDQN
-from sb3_distill.teacher import Teacher, load_model_zip, load_teacher, read_zoo_saved_config
-from sb3_distill.teacher_zip import TeacherPolicy
+from sb3_distill.dqn import DistilledDQN
+from sb3_distill.common.teacher import Teacher, load_model_zip, load_teacher, read_zoo_saved_config
+from sb3_distill.common.teacher_zip import TeacherPolicy
 
 CARTPOLE_OBS = gym.make("CartPole-v1").observation_space
 CARTPOLE_ACTIONS = spaces.Discrete(2)
@@ -465,7 +465,7 @@ def test_zoo_config_with_a_tuple_reads_back(tmp_path):
     """The Zoo dumps a tuple given with -params (train_freq:(4,'step')) as !!python/tuple: a plain value, accepted."""
     import yaml
 
-    from sb3_distill.zoo_folder import read_zoo_saved_config
+    from sb3_distill.common.zoo_folder import read_zoo_saved_config
 
     run = tmp_path / "run"
     (run / "CartPole-v1").mkdir(parents=True)

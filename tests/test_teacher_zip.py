@@ -19,8 +19,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_distill._teacher_spaces import UnreadableField, read_literal, read_space
-from sb3_distill.teacher_zip import TeacherFileError, read_teacher_zip
+from sb3_distill.common.teacher_spaces import UnreadableField, read_literal, read_space
+from sb3_distill.common.teacher_zip import TeacherFileError, read_teacher_zip
 from tests.legacy_fixtures import make_legacy_zip, make_payload_zip, rewrite_zip, state_dict_bytes
 
 IMAGE = spaces.Box(0, 255, (36, 36, 1), np.uint8)

@@ -375,7 +375,7 @@ def test_legacy_zoo_log_folder_is_a_teacher_and_a_broken_one_is_one_error_line(t
 
     from tests.legacy_fixtures import make_legacy_zip, rewrite_zip
 
-    from sb3_distill.teacher import load_teacher
+    from sb3_distill.common.teacher import load_teacher
 
     folder = tmp_path / "dqn" / "CartPole-v1_1"
     (folder / "CartPole-v1").mkdir(parents=True)

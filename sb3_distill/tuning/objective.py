@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_distill.export_latency import median_latency
-from sb3_distill.distilled_dqn.alpha import is_performance_alpha
+from sb3_distill.common.alpha import is_performance_alpha
 from sb3_distill.hyperparams_opt import (
     check_not_searched,
     record_alpha_kind,
@@ -25,7 +25,7 @@ from sb3_distill.hyperparams_opt import (
 )
 from sb3_distill.recipe import Recipe, make_recipe
 from sb3_distill.report import GreedyAgent, evaluate_agent, normalized_score, random_policy_return
-from sb3_distill.teacher import Teacher, load_teacher
+from sb3_distill.common.teacher import Teacher, load_teacher
 
 # The final evaluation of trial n runs on an env seeded with seed + n + FINAL_EVAL_SEED_OFFSET
 FINAL_EVAL_SEED_OFFSET = 10_000

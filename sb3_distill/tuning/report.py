@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, search_space
 from sb3_distill.recipe import Recipe, _override_net_arch, next_run_dir
-from sb3_distill.teacher import resolve_model_path
+from sb3_distill.common.teacher import resolve_model_path
 from sb3_distill.tuning.objective import searches_alpha_0
 from sb3_distill.tuning.settings import StudySettings
 

@@ -9,7 +9,7 @@ import optuna
 
 from sb3_distill.recipe import DEFAULT_ENV
 from sb3_distill.recipe import Recipe
-from sb3_distill.teacher import Teacher
+from sb3_distill.common.teacher import Teacher
 from sb3_distill.tuning.objective import (
     DistillationObjective,
     ReferenceReturns,

@@ -11,8 +11,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from sb3_distill.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixin
-from sb3_distill.teacher import Teacher
+from sb3_distill.common.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixin
+from sb3_distill.common.teacher import Teacher
 
 
 def use_teacher_values_buffer(model: OffPolicyAlgorithm) -> type[ReplayBuffer] | None:

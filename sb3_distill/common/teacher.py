@@ -2,9 +2,9 @@
 Turn what the user gives as a teacher into a frozen map from observations to per-action values.
 
 A teacher is a path (an SB3 ``.zip``, the same without ``.zip``, or an RL Zoo log folder), a loaded SB3 model, or a
-``TeacherPolicy`` read by :func:`sb3_distill.teacher_zip.read_teacher_zip`. Its values are Q-values (DQN), the mean
+``TeacherPolicy`` read by :func:`sb3_distill.common.teacher_zip.read_teacher_zip`. Its values are Q-values (DQN), the mean
 over quantiles (QR-DQN) or the action logits of an actor-critic policy (PPO, A2C, TRPO, MaskablePPO), see
-:mod:`sb3_distill.teacher_values`.
+:mod:`sb3_distill.common.teacher_values`.
 
 **Safe by default**: a path is read without unpickling anything (the network is rebuilt from the zip's readable
 fields and ``policy.pth`` loaded with ``weights_only=True``). SB3's full loader, which unpickles the zip and can run
@@ -24,11 +24,11 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PyTorchObs
 
-from sb3_distill.space_match import bounds_differ, space_mismatch
-from sb3_distill.teacher_values import TEACHER_KINDS, ObservationNormalizer, values_network
-from sb3_distill.teacher_zip import TeacherPolicy, preserve_global_rng, read_teacher_zip
-from sb3_distill.trusted_zip import load_trusted_zip
-from sb3_distill.zoo_folder import find_zoo_model, load_observation_normalizer, read_zoo_saved_config
+from sb3_distill.common.space_match import bounds_differ, space_mismatch
+from sb3_distill.common.teacher_values import TEACHER_KINDS, ObservationNormalizer, values_network
+from sb3_distill.common.teacher_zip import TeacherPolicy, preserve_global_rng, read_teacher_zip
+from sb3_distill.common.trusted_zip import load_trusted_zip
+from sb3_distill.common.zoo_folder import find_zoo_model, load_observation_normalizer, read_zoo_saved_config
 
 __all__ = [
     "Teacher",
@@ -90,7 +90,7 @@ def load_model_zip(
     """
     Load an SB3 model zip as a teacher, with clear errors for anything else.
 
-    Without ``trust`` the zip is read by :func:`sb3_distill.teacher_zip.read_teacher_zip`, which unpickles nothing and
+    Without ``trust`` the zip is read by :func:`sb3_distill.common.teacher_zip.read_teacher_zip`, which unpickles nothing and
     returns a ``TeacherPolicy``. With ``trust=True`` it is loaded by SB3's own loader (``DQN.load``, ``PPO.load``, ...
     for the zip's algorithm), which unpickles the zip and can run arbitrary code from it; the spaces are rebuilt
     from the zip's readable fields and the schedules replaced by placeholders, so that ``gym``-era zips load that way too.
@@ -115,7 +115,7 @@ def _policy_of(model: BaseAlgorithm | TeacherPolicy) -> tuple[Any, str, str]:
         return model.policy, str(model.algorithm), repr(str(model.path))
     raise TypeError(
         f"A teacher of type {type(model).__name__} is not supported: pass a loaded SB3 model or a TeacherPolicy "
-        "(sb3_distill.teacher_zip.read_teacher_zip)"
+        "(sb3_distill.common.teacher_zip.read_teacher_zip)"
     )
 
 
@@ -123,7 +123,7 @@ class Teacher:
     """
     A frozen teacher: maps a batch of observations to per-action values, without gradients.
 
-    It holds its own copy of the teacher's value network (see :mod:`sb3_distill.teacher_values`), in ``eval()`` mode
+    It holds its own copy of the teacher's value network (see :mod:`sb3_distill.common.teacher_values`), in ``eval()`` mode
     with ``requires_grad=False``, so the model it was made from is left untouched and nothing of it reaches the
     student's optimizer. Its values play the part of Q_T in the distillation loss: Q-values (``kind == "q_values"``),
     the mean over quantiles (``"quantiles"``) or the policy's action logits (``"logits"``).

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sb3_distill.teacher_values import ObservationNormalizer
+from sb3_distill.common.teacher_values import ObservationNormalizer
 
 #: The tag PyYAML writes for the OrderedDict of hyperparameters the Zoo dumps into config.yml
 ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict"

@@ -1,6 +1,6 @@
 """
 SB3's own loader for teacher zips the user trusts: it unpickles the zip's ``data``, which can run arbitrary code, so
-:mod:`sb3_distill.teacher` only calls it on an explicit opt-in (``trust=True``, ``trust_teacher=True``).
+:mod:`sb3_distill.common.teacher` only calls it on an explicit opt-in (``trust=True``, ``trust_teacher=True``).
 """
 
 import contextlib
@@ -12,8 +12,8 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
-from sb3_distill._teacher_spaces import UnreadableField, read_space
-from sb3_distill.teacher_zip import actor_critic_algorithm, preserve_global_rng, read_zip_data
+from sb3_distill.common.teacher_spaces import UnreadableField, read_space
+from sb3_distill.common.teacher_zip import actor_critic_algorithm, preserve_global_rng, read_zip_data
 
 # Replace the pickled schedules of a trusted zip (a teacher is never trained): legacy zips load without them
 SCHEDULE_PLACEHOLDERS: dict[str, Any] = {

@@ -29,7 +29,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_distill._teacher_spaces import UnreadableField, class_path, read_space
+from sb3_distill.common.teacher_spaces import UnreadableField, class_path, read_space
 
 TRUST_HINT = (
     "if you trust this file, load it with SB3's full loader, which unpickles it: trust_teacher=True (Python), "

@@ -14,8 +14,8 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from stable_baselines3.common.utils import FloatSchedule, configure_logger
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 
-from sb3_distill.buffers import TeacherValuesMixin
-from sb3_distill.distilled_dqn.alpha import (
+from sb3_distill.common.buffers import TeacherValuesMixin
+from sb3_distill.common.alpha import (
     AlphaLike,
     PerformanceAlpha,
     check_alpha,
@@ -24,21 +24,21 @@ from sb3_distill.distilled_dqn.alpha import (
     is_performance_alpha,
     make_performance_alpha,
 )
-from sb3_distill.distilled_dqn.checks import check_finite_loss, check_teacher_given, check_teacher_ready
-from sb3_distill.distilled_dqn.offline import check_offline_settings, collect_teacher_transitions, train_offline
-from sb3_distill.distilled_dqn.replay import (
+from sb3_distill.common.checks import check_finite_loss, check_teacher_given, check_teacher_ready
+from sb3_distill.common.offline import check_offline_settings, collect_teacher_transitions, train_offline
+from sb3_distill.common.replay import (
     loaded_replay_buffer,
     sb3_n_steps_warning_ignored,
     use_teacher_values_buffer,
     uses_teacher_values,
 )
-from sb3_distill.losses import (
+from sb3_distill.common.losses import (
     distillation_loss_and_gradient,
     get_distillation_loss,
     td_loss_and_gradient,
     teacher_agreement,
 )
-from sb3_distill.teacher import Teacher, TeacherLike, load_teacher
+from sb3_distill.common.teacher import Teacher, TeacherLike, load_teacher
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
 

@@ -12,7 +12,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor, polyak_update
 
-from sb3_distill.teacher import Teacher
+from sb3_distill.common.teacher import Teacher
 
 
 def check_offline_settings(offline_transitions: int, offline_gradient_steps: int, offline_epsilon: float) -> None:

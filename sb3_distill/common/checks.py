@@ -7,9 +7,9 @@ import math
 
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from sb3_distill.distilled_dqn.alpha import AlphaLike
-from sb3_distill.distilled_dqn.replay import uses_teacher_values
-from sb3_distill.teacher import Teacher, TeacherLike
+from sb3_distill.common.alpha import AlphaLike
+from sb3_distill.common.replay import uses_teacher_values
+from sb3_distill.common.teacher import Teacher, TeacherLike
 
 
 def is_plain_dqn(alpha: AlphaLike) -> bool:

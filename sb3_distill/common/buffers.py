@@ -23,7 +23,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_distill.teacher import Teacher
+from sb3_distill.common.teacher import Teacher
 
 SelfTeacherValuesMixin = TypeVar("SelfTeacherValuesMixin", bound="TeacherValuesMixin")
 

@@ -20,7 +20,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_distill.report import GreedyAgent, normalized_score, random_policy_return
-from sb3_distill.teacher import Teacher
+from sb3_distill.common.teacher import Teacher
 
 #: The value of ``alpha`` that selects the performance-based weight
 PERFORMANCE = "performance"
