@@ -98,7 +98,7 @@ def test_importing_every_module_but_the_cli_leaves_the_cli_unimported():
 
 
 #: The student packages, one per algorithm (sb3-contrib's layout); common/ imports none of them
-STUDENT_PACKAGES = ("sb3_distill.dqn",)
+STUDENT_PACKAGES = ("sb3_distill.dqn", "sb3_distill.qrdqn", "sb3_distill.ppo", "sb3_distill.sac", "sb3_distill.td3")
 #: What is built on the students: common/ imports none of it either
 ABOVE_THE_STUDENTS = (
     "sb3_distill.recipe",

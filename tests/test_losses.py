@@ -245,3 +245,50 @@ def test_td_gradient_worked_example_and_shapes():
     th.testing.assert_close(gradient, th.tensor([[0.25], [-0.5]]))
     with pytest.raises(ValueError, match=r"current_q_values has shape \(2, 1\) but target_q_values has shape \(2,\)"):
         td_loss_and_gradient(th.zeros(2, 1), th.zeros(2))
+
+
+def test_gaussian_kl_matches_torch_distributions_and_is_zero_on_itself():
+    from torch.distributions import Normal, kl_divergence
+
+    from sb3_distill.common.losses import gaussian_kl
+
+    generator = th.Generator().manual_seed(0)
+    mean_p, mean_q = th.randn(5, 3, generator=generator), th.randn(5, 3, generator=generator)
+    log_std_p, log_std_q = 0.5 * th.randn(5, 3, generator=generator), 0.5 * th.randn(5, 3, generator=generator)
+    expected = kl_divergence(Normal(mean_p, log_std_p.exp()), Normal(mean_q, log_std_q.exp())).sum(dim=-1)
+    th.testing.assert_close(gaussian_kl(mean_p, log_std_p, mean_q, log_std_q), expected)
+    th.testing.assert_close(gaussian_kl(mean_p, log_std_p, mean_p, log_std_p), th.zeros(5))
+    # Worked value, one dimension: N(0, 1) to N(1, 2^2): log 2 + (1 + 1) / 8 - 1/2 = 0.4431
+    one = gaussian_kl(th.zeros(1, 1), th.zeros(1, 1), th.ones(1, 1), th.full((1, 1), math.log(2.0)))
+    assert one.item() == pytest.approx(math.log(2.0) + 0.25 - 0.5, abs=1e-6)
+
+
+def test_categorical_kl_forward_reverse_and_the_worked_check():
+    from sb3_distill.common.losses import categorical_kl
+
+    teacher, student = th.log(th.tensor([[0.8, 0.2]])), th.log(th.tensor([[0.7, 0.3]]))
+    assert categorical_kl(teacher, student).item() == pytest.approx(0.0257, abs=1e-4)
+    # KL(0.7, 0.3 || 0.8, 0.2) = 0.7 log(0.7/0.8) + 0.3 log(0.3/0.2)
+    assert categorical_kl(teacher, student, reverse=True).item() == pytest.approx(
+        0.7 * math.log(0.7 / 0.8) + 0.3 * math.log(0.3 / 0.2), abs=1e-6
+    )
+    # The batch mean of the forward term is the DQN student's distillation_loss
+    generator = th.Generator().manual_seed(1)
+    q_teacher, q_student = th.randn(6, 4, generator=generator), th.randn(6, 4, generator=generator)
+    th.testing.assert_close(categorical_kl(q_teacher, q_student, 0.5).mean(), distillation_loss(q_student, q_teacher, 0.5))
+
+
+def test_scaled_action_mse_and_ppd_weighting():
+    from sb3_distill.common.losses import ppd_weighted, scaled_action_mse
+
+    student = th.tensor([[0.0, 1.0], [0.5, -0.5]], requires_grad=True)
+    teacher = th.tensor([[1.0, 1.0], [0.5, 0.5]])
+    th.testing.assert_close(scaled_action_mse(student, teacher), th.tensor([0.5, 0.5]))
+    scaled_action_mse(student, teacher).sum().backward()
+    assert teacher.grad is None and student.grad is not None
+    kl = th.tensor([1.0, 2.0, 3.0])
+    ratio = th.tensor([0.5, 1.0, 1.5])
+    # max(r, 1 - 0.2): 0.8, 1.0, 1.5
+    assert ppd_weighted(kl, ratio, 0.2).item() == pytest.approx((0.8 + 2.0 + 4.5) / 3)
+    with pytest.raises(ValueError, match=r"per_sample_kl has shape \(3,\) but ratio has shape \(2,\)"):
+        ppd_weighted(kl, ratio[:2], 0.2)

@@ -101,9 +101,11 @@ def test_observation_space_mismatch_names_both_spaces(cartpole_teacher_path):
         load_teacher(cartpole_teacher_path, time_aware.observation_space, time_aware.action_space)
 
 
-def test_continuous_action_teacher_is_refused(tmp_path):
+def test_continuous_action_teacher_for_a_discrete_student_is_refused(tmp_path):
     PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=64).save(tmp_path / "pendulum_ppo.zip")
-    with pytest.raises(ValueError, match=r"pendulum_ppo\.zip.*Box\(.*Discrete action space"):
+    with pytest.raises(
+        ValueError, match=r"pendulum_ppo\.zip.*Box\(.*Discrete\(2\).*continuous-action teacher cannot teach a discrete-action"
+    ):
         load_teacher(tmp_path / "pendulum_ppo.zip", CARTPOLE_OBS, CARTPOLE_ACTIONS)
 
 
@@ -213,10 +215,11 @@ def test_student_distils_a_ppo_teacher(tmp_path):
     assert ((rows["train/teacher_agreement"] >= 0) & (rows["train/teacher_agreement"] <= 1)).all()
 
 
-def test_continuous_action_model_is_refused():
+def test_continuous_action_model_gives_its_gaussian_and_is_refused_by_a_discrete_student():
     pendulum = PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=64)
-    with pytest.raises(ValueError, match=r"<PPO model>.*Box\(.*Discrete action space"):
-        Teacher(pendulum)
+    assert Teacher(pendulum).kind == "gaussian"
+    with pytest.raises(ValueError, match=r"<PPO model>.*Box\(.*continuous-action teacher cannot teach a discrete-action"):
+        load_teacher(pendulum, CARTPOLE_OBS, CARTPOLE_ACTIONS)
 
 
 # --- Non-finite values and losses --------------------------------------------------------------------------------------

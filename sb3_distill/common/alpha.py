@@ -19,7 +19,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_distill.report import GreedyAgent, normalized_score, random_policy_return
+from sb3_distill.report import TeacherAgent, normalized_score, random_policy_return
 from sb3_distill.common.teacher import Teacher
 
 #: The value of ``alpha`` that selects the performance-based weight
@@ -200,9 +200,9 @@ def measure_reference_returns(
     teacher: Teacher, env: VecEnv, n_episodes: int, seed: int | None, device: th.device | str
 ) -> tuple[float, float]:
     """
-    The teacher's mean return over ``n_episodes`` deterministic (greedy) episodes and a random policy's, on ``env``.
+    The teacher's mean return over ``n_episodes`` deterministic episodes and a random policy's, on ``env``.
 
-    :param teacher: The teacher, acting greedily on its values
+    :param teacher: The teacher, acting greedily on its values or with its mean action
     :param env: The evaluation env (one env), closed by the caller
     :param n_episodes: Episodes of each measurement
     :param seed: Seed of the env and of the random actions (None: unseeded env, random actions seeded with 0)
@@ -211,7 +211,7 @@ def measure_reference_returns(
     """
     env.seed(seed)
     teacher_return, _ = evaluate_policy(
-        GreedyAgent(teacher.q_values, device), env, n_eval_episodes=n_episodes, deterministic=True, warn=False
+        TeacherAgent(teacher, device), env, n_eval_episodes=n_episodes, deterministic=True, warn=False
     )
     random_return = random_policy_return(env, n_episodes, seed=0 if seed is None else seed)
     return float(teacher_return), random_return  # type: ignore[arg-type]  # a float without return_episode_rewards

@@ -5,10 +5,12 @@ Without them, every gradient step runs the teacher on the whole sampled batch (w
 settings, about 30 teacher evaluations per environment step). With them, the teacher sees each stored
 observation once: the transitions added since the last evaluation are evaluated in one batched forward pass
 when a sampled batch first includes one of them (or when ``update_teacher_values`` is called), and their
-values are sampled with the batch. The cost is ``n_actions`` float32
-values per stored transition (Atari: 18 at most, 72 bytes; a 100k-transition buffer: 7.2 MB).
+values (``Teacher.values``: per-action values, or the mean and log-std of a continuous teacher's action
+distribution) are sampled with the batch. The cost is ``n_actions`` float32 values per stored transition for
+discrete actions (Atari: 18 at most, 72 bytes; a 100k-transition buffer: 7.2 MB), ``2 * action_dim`` for continuous
+ones (HalfCheetah: 12, 48 bytes).
 
-Each class here is an SB3 buffer class plus the values. ``DistilledDQN`` builds one through SB3's
+Each class here is an SB3 buffer class plus the values. Off-policy students build one through SB3's
 ``replay_buffer_class`` and saves its replay buffer as the SB3 class (``sb3_buffer()``), so that plain SB3
 can load it.
 """
@@ -23,7 +25,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_distill.common.teacher import Teacher
+from sb3_distill.common.teacher import Teacher, teacher_value_width
 
 SelfTeacherValuesMixin = TypeVar("SelfTeacherValuesMixin", bound="TeacherValuesMixin")
 
@@ -74,13 +76,17 @@ class TeacherValuesMixin:
         self._init_teacher_values()
 
     def _init_teacher_values(self) -> None:
-        """Allocate the values: ``n_actions`` float32 per stored transition, none of them computed yet."""
-        if not isinstance(self.action_space, spaces.Discrete):
+        """
+        Allocate the values, none of them computed yet: ``Teacher.values`` per stored transition, ``n_actions`` float32
+        for a Discrete action space, the mean and log-std of the teacher's action distribution for a Box one.
+        """
+        if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
             raise TypeError(
-                f"{type(self).__name__} keeps the teacher's value of each discrete action: the action space must be "
-                f"gymnasium.spaces.Discrete, got {self.action_space}"
+                f"{type(self).__name__} keeps the teacher's values of each stored transition for a Discrete or Box action "
+                f"space, got {self.action_space}"
             )
-        self.teacher_q_values = np.zeros((self.buffer_size, self.n_envs, int(self.action_space.n)), dtype=np.float32)
+        width = teacher_value_width(self.action_space)
+        self.teacher_q_values = np.zeros((self.buffer_size, self.n_envs, width), dtype=np.float32)
         self.invalidate_teacher_values()
 
     @classmethod
@@ -170,7 +176,7 @@ class TeacherValuesMixin:
         for start in range(0, n_positions, positions_per_pass):
             positions = all_positions[start : start + positions_per_pass]
             observations = self.to_torch_obs(self._observations_at(positions))
-            values = teacher.q_values(observations).cpu().numpy()
+            values = teacher.values(observations).cpu().numpy()
             self.teacher_q_values[positions] = values.reshape(len(positions), self.n_envs, -1)
         self.n_uncached = 0
         return n_positions

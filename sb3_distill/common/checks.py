@@ -1,6 +1,6 @@
 """
-DistilledDQN's checks that fail early, saying what to do: a teacher wherever one is needed, and a finite loss before any
-weight is updated.
+The students' checks that fail early, saying what to do: a teacher wherever one is needed, the raw observations for the
+teacher, and a finite loss before any weight is updated.
 """
 
 import math
@@ -12,47 +12,59 @@ from sb3_distill.common.replay import uses_teacher_values
 from sb3_distill.common.teacher import Teacher, TeacherLike
 
 
-def is_plain_dqn(alpha: AlphaLike) -> bool:
-    """Whether alpha is the constant 0, so that no teacher is needed."""
+def is_plain_algorithm(alpha: AlphaLike) -> bool:
+    """Whether alpha is the constant 0, so that no teacher is needed (the student trains as its plain algorithm)."""
     return not callable(alpha) and alpha == 0
 
 
-def check_teacher_given(teacher: TeacherLike | None, alpha: AlphaLike, offline_transitions: int) -> None:
+def check_teacher_given(
+    teacher: TeacherLike | None, alpha: AlphaLike, offline_transitions: int, algorithm: str = "DQN"
+) -> None:
     """
     Fail, when a model is constructed, unless it has a teacher or needs none.
 
     :param teacher: The constructor's ``teacher``
     :param alpha: Its ``alpha``
     :param offline_transitions: Its ``offline_transitions``
+    :param algorithm: The student's SB3 algorithm, for the message
     """
-    if teacher is None and not is_plain_dqn(alpha):
+    if teacher is None and not is_plain_algorithm(alpha):
         raise ValueError(
-            f"alpha={alpha!r} needs a teacher: pass teacher='path/to/teacher.zip' (or a loaded SB3 DQN model), "
-            "or alpha=0.0 for plain DQN"
+            f"alpha={alpha!r} needs a teacher: pass teacher='path/to/teacher.zip' (or a loaded SB3 model), "
+            f"or alpha=0.0 for plain {algorithm}"
         )
     if teacher is None and offline_transitions > 0:
         raise ValueError(f"offline_transitions={offline_transitions!r} needs a teacher to act: pass teacher=...")
 
 
-def check_teacher_ready(
-    teacher: Teacher | None, alpha: AlphaLike, teacher_cache: bool, replay_buffer: ReplayBuffer | None, vec_normalize: bool
-) -> None:
+def check_teacher_ready(teacher: Teacher | None, alpha: AlphaLike, student_class: str = "DistilledDQN") -> None:
     """
-    Fail, before training, unless a model that needs a teacher has one (teachers are never saved with the student), and
-    the teacher sees the raw observations it was trained on.
+    Fail, before training, unless a model that needs a teacher has one (teachers are never saved with the student).
 
     :param teacher: The model's teacher
     :param alpha: Its ``alpha``
+    :param student_class: The student's class name, for the message
+    """
+    if teacher is None and not is_plain_algorithm(alpha):
+        raise ValueError(
+            f"This {student_class} has alpha={alpha!r} but no teacher (teachers are never saved with the student): "
+            f"load it with {student_class}.load(path, env=env, teacher='teacher.zip') or call "
+            "model.set_teacher('teacher.zip') before learn()"
+        )
+
+
+def check_teacher_sees_raw_observations(
+    teacher: Teacher | None, teacher_cache: bool, replay_buffer: ReplayBuffer | None, vec_normalize: bool
+) -> None:
+    """
+    Fail, before training, unless the teacher of a student trained behind ``VecNormalize`` sees the raw observations
+    it was trained on: the replay buffer's stored ones, through the teacher-value cache.
+
+    :param teacher: The model's teacher
     :param teacher_cache: Its ``teacher_cache``
     :param replay_buffer: Its replay buffer
     :param vec_normalize: Whether its env is wrapped in a ``VecNormalize``
     """
-    if teacher is None and not is_plain_dqn(alpha):
-        raise ValueError(
-            f"This DistilledDQN has alpha={alpha!r} but no teacher (teachers are never saved with the student): "
-            "load it with DistilledDQN.load(path, env=env, teacher='teacher.zip') or call "
-            "model.set_teacher('teacher.zip') before learn()"
-        )
     if teacher is not None and vec_normalize and not uses_teacher_values(teacher_cache, teacher, replay_buffer):
         # Batches come normalized with the student's statistics, which the teacher never saw
         raise ValueError(

@@ -194,3 +194,84 @@ def teacher_agreement(student_q_values: th.Tensor, teacher_q_values: th.Tensor) 
     :return: Scalar in [0, 1]
     """
     return greedy_agreement(student_q_values, teacher_q_values).float().mean()
+
+
+# Terms between action distributions, for the students of the other families (PPO, SAC, TD3). Each returns one value per
+# sample; the student averages it over its batch (PPD weighs each sample by its clipped ratio first).
+
+
+def categorical_kl(
+    teacher_values: th.Tensor, student_logits: th.Tensor, temperature: float = 1.0, reverse: bool = False
+) -> th.Tensor:
+    """
+    Per-sample KL divergence between the teacher's and the student's softmaxed values at temperature T, times ``T^2``:
+    ``T^2 * KL(softmax(Q_T / T) || softmax(z_S / T))`` (forward), or ``KL(student || teacher)`` with ``reverse``.
+
+    :param teacher_values: The teacher's per-action values (Q-values, mean quantiles or logits), ``(batch, n_actions)``
+    :param student_logits: The student's action logits, same shape; gradients flow through them
+    :param temperature: Softmax temperature ``T > 0``
+    :param reverse: KL(student || teacher) (mode-seeking) instead of KL(teacher || student) (mean-seeking)
+    :return: Shape ``(batch,)``
+    """
+    _check_same_shape(student_logits, teacher_values, ("student_logits", "teacher_values"))
+    # log_softmax on both sides: stable for small T
+    teacher_log_probs = F.log_softmax(teacher_values.detach() / temperature, dim=1)
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=1)
+    if reverse:
+        per_sample = (student_log_probs.exp() * (student_log_probs - teacher_log_probs)).sum(dim=1)
+    else:
+        per_sample = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=1)
+    return temperature**2 * per_sample
+
+
+def gaussian_kl(mean_p: th.Tensor, log_std_p: th.Tensor, mean_q: th.Tensor, log_std_q: th.Tensor) -> th.Tensor:
+    """
+    Per-sample KL divergence between two diagonal Gaussians, ``KL(N(mean_p, std_p^2) || N(mean_q, std_q^2))`` summed
+    over the action dimensions, in closed form:
+    ``sum_d log(std_q / std_p) + (std_p^2 + (mean_p - mean_q)^2) / (2 std_q^2) - 1/2``.
+
+    A KL is unchanged by the same invertible map on both sides: between SAC's pre-tanh Gaussians it is also the KL
+    between the squashed policies.
+
+    :param mean_p: Mean of the first distribution, ``(batch, action_dim)``
+    :param log_std_p: Its log standard deviation, broadcastable to the mean's shape
+    :param mean_q: Mean of the second distribution, same shape
+    :param log_std_q: Its log standard deviation
+    :return: Shape ``(batch,)``
+    """
+    _check_same_shape(mean_p, mean_q, ("mean_p", "mean_q"), "(batch_size, action_dim)")
+    variance_ratio = th.exp(2.0 * (log_std_p - log_std_q))
+    squared_gap = (mean_p - mean_q).square() * th.exp(-2.0 * log_std_q)
+    per_dimension = (log_std_q - log_std_p) + 0.5 * (variance_ratio + squared_gap - 1.0)
+    return per_dimension.sum(dim=-1)
+
+
+def scaled_action_mse(student_actions: th.Tensor, teacher_actions: th.Tensor) -> th.Tensor:
+    """
+    Per-sample squared distance between two policies' (mean) actions in the env's scaled [-1, 1] space, averaged over
+    the action dimensions: the term where either policy is deterministic (TD3), or where one squashes its Gaussian and
+    the other does not.
+
+    :param student_actions: The student's actions, ``(batch, action_dim)``; gradients flow through them
+    :param teacher_actions: The teacher's, same shape; a constant target
+    :return: Shape ``(batch,)``
+    """
+    _check_same_shape(student_actions, teacher_actions, ("student_actions", "teacher_actions"), "(batch_size, action_dim)")
+    return (student_actions - teacher_actions.detach()).square().mean(dim=-1)
+
+
+def ppd_weighted(per_sample_kl: th.Tensor, ratio: th.Tensor, clip_range: float) -> th.Tensor:
+    """
+    Proximal Policy Distillation's term: the forward KL of each sample weighted by the clipped probability ratio,
+    ``mean(max(r, 1 - eps) * KL)``. Both factors are >= 0, so ``max(r * KL, clip(r, 1 - eps, 1 + eps) * KL)`` is this
+    one; the gradient flows through the ratio too, as in PPD.
+
+    Paper: https://openreview.net/forum?id=WfVXe88oMh (Spigler, Proximal Policy Distillation, TMLR 2025)
+
+    :param per_sample_kl: KL(teacher || student) per sample, ``(batch,)``
+    :param ratio: ``pi_new(a|s) / pi_old(a|s)`` of the sampled actions, ``(batch,)``
+    :param clip_range: PPO's clip range eps
+    :return: Scalar
+    """
+    _check_same_shape(per_sample_kl, ratio, ("per_sample_kl", "ratio"), "(batch_size,)")
+    return (th.clamp(ratio, min=1.0 - clip_range) * per_sample_kl).mean()

@@ -25,12 +25,22 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sb3_distill.common.space_match import bounds_differ, space_mismatch
-from sb3_distill.common.teacher_values import TEACHER_KINDS, ObservationNormalizer, values_network
+from sb3_distill.common.teacher_values import (
+    CONTINUOUS_KINDS,
+    TEACHER_KINDS,
+    ActionDistribution,
+    ObservationNormalizer,
+    critic_estimate,
+    critic_network,
+    value_width,
+    values_network,
+)
 from sb3_distill.common.teacher_zip import TeacherPolicy, preserve_global_rng, read_teacher_zip
 from sb3_distill.common.trusted_zip import load_trusted_zip
 from sb3_distill.common.zoo_folder import find_zoo_model, load_observation_normalizer, read_zoo_saved_config
 
 __all__ = [
+    "ActionDistribution",
     "Teacher",
     "TeacherLike",
     "check_teacher_spaces",
@@ -40,9 +50,28 @@ __all__ = [
     "preserve_global_rng",
     "read_zoo_saved_config",
     "resolve_model_path",
+    "scale_actions",
+    "teacher_value_width",
 ]
 
 TeacherLike = Union[str, os.PathLike, BaseAlgorithm, TeacherPolicy, "Teacher"]
+
+#: The width of a teacher's values for an action space, known before the teacher (replay buffers allocate by it)
+teacher_value_width = value_width
+
+
+def scale_actions(actions: th.Tensor, action_space: spaces.Box) -> th.Tensor:
+    """
+    Actions in a Box space's units mapped to the scaled [-1, 1] space (SB3's ``scale_action``), then clipped to it as
+    SB3 clips a Gaussian policy's actions to the bounds.
+
+    :param actions: ``(batch, action_dim)`` in the env's units
+    :param action_space: The Box space
+    :return: The same shape, in [-1, 1]
+    """
+    low = th.as_tensor(action_space.low, dtype=actions.dtype, device=actions.device)
+    high = th.as_tensor(action_space.high, dtype=actions.dtype, device=actions.device)
+    return th.clamp(2.0 * (actions - low) / (high - low) - 1.0, -1.0, 1.0)
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -121,15 +150,19 @@ def _policy_of(model: BaseAlgorithm | TeacherPolicy) -> tuple[Any, str, str]:
 
 class Teacher:
     """
-    A frozen teacher: maps a batch of observations to per-action values, without gradients.
+    A frozen teacher: maps a batch of observations to per-action values (Discrete actions) or to an action distribution
+    (Box actions), without gradients.
 
-    It holds its own copy of the teacher's value network (see :mod:`sb3_distill.common.teacher_values`), in ``eval()`` mode
-    with ``requires_grad=False``, so the model it was made from is left untouched and nothing of it reaches the
-    student's optimizer. Its values play the part of Q_T in the distillation loss: Q-values (``kind == "q_values"``),
-    the mean over quantiles (``"quantiles"``) or the policy's action logits (``"logits"``).
+    It holds its own copy of the teacher's acting network (see :mod:`sb3_distill.common.teacher_values`), and of its
+    critic where it has one (SAC, TQC, TD3, DDPG), in ``eval()`` mode with ``requires_grad=False``, so the model it was
+    made from is left untouched and nothing of it reaches the student's optimizer. Its ``kind`` says what it gives:
+    Q-values (``"q_values"``), the mean over quantiles (``"quantiles"``) or the policy's action logits (``"logits"``),
+    which play the part of Q_T in a discrete student's loss; or a Gaussian (``"gaussian"``: PPO, A2C, TRPO), a
+    tanh-squashed Gaussian (``"squashed_gaussian"``: SAC, TQC) or a deterministic action (``"deterministic"``: TD3,
+    DDPG) for a continuous student.
 
-    :param model: A loaded SB3 model or a ``TeacherPolicy``, with a Discrete action space (DQN, QRDQN, PPO, A2C, TRPO,
-        MaskablePPO)
+    :param model: A loaded SB3 model or a ``TeacherPolicy``: DQN, QRDQN, PPO, A2C, TRPO, MaskablePPO with a Discrete
+        action space; SAC, TQC, TD3, DDPG, PPO, A2C, TRPO with a Box action space
     :param source: Where the teacher came from, for messages (None: the TeacherPolicy's file, or the model's class)
     :param observation_normalizer: Frozen normalization of the observations before the network, for a teacher
         trained behind ``VecNormalize`` (None: observations are used as they are)
@@ -145,18 +178,14 @@ class Teacher:
         self.source = source if source is not None else default_source
         self.observation_space: spaces.Space = model.observation_space
         self.action_space: spaces.Space = model.action_space
-        if not isinstance(self.action_space, spaces.Discrete):
-            raise ValueError(
-                f"Teacher {self.source} has action space {self.action_space}, but a DQN student needs a teacher "
-                "with a Discrete action space (a continuous-action teacher has no per-action values to distill)"
-            )
         try:
             self.kind, network = values_network(policy)
         except TypeError as error:
             raise TypeError(f"Teacher {self.source}: {error}") from error
-        self.network = copy.deepcopy(network)
-        self.network.eval()
-        self.network.requires_grad_(False)
+        self.network = _frozen_copy(network)
+        critic = critic_network(policy)
+        #: The teacher's critic (SAC, TQC, TD3, DDPG), None for other teachers
+        self.critic = _frozen_copy(critic) if critic is not None else None
         if observation_normalizer is not None:
             try:
                 observation_normalizer.check_space(self.observation_space)
@@ -177,27 +206,67 @@ class Teacher:
         :return: self
         """
         self.network.to(device)
+        if self.critic is not None:
+            self.critic.to(device)
         if self.observation_normalizer is not None:
             self.observation_normalizer.to(device)
         return self
 
     def num_parameters(self) -> int:
-        """Number of parameters of the teacher's value network (the part used for acting)."""
+        """Number of parameters of the teacher's acting network (its value network or actor; not its critic)."""
         return sum(parameter.numel() for parameter in self.network.parameters())
+
+    def num_critic_parameters(self) -> int:
+        """Number of parameters of the teacher's critic (0 without one)."""
+        return 0 if self.critic is None else sum(parameter.numel() for parameter in self.critic.parameters())
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the teacher acts in a Box action space (it gives an action distribution, not per-action values)."""
+        return self.kind in CONTINUOUS_KINDS
+
+    @property
+    def has_critic(self) -> bool:
+        """Whether the teacher has a critic of (observation, action) pairs (SAC, TQC, TD3, DDPG)."""
+        return self.critic is not None
+
+    @property
+    def value_width(self) -> int:
+        """The width of :meth:`values`: ``n_actions``, or ``2 * action_dim`` for a continuous teacher."""
+        return teacher_value_width(self.action_space)
+
+    def _normalized(self, observations: PyTorchObs) -> PyTorchObs:
+        """Observations normalized with the teacher's own frozen statistics, if it has them."""
+        return observations if self.observation_normalizer is None else self.observation_normalizer(observations)
 
     @th.no_grad()
     def q_values(self, observations: PyTorchObs) -> th.Tensor:
         """
-        Per-action values of the teacher (its Q-values, mean quantiles or action logits, see ``kind``).
+        Per-action values of a discrete teacher (its Q-values, mean quantiles or action logits, see ``kind``).
 
         :param observations: A batch of observations as tensors on the teacher's device, as sampled
             from the replay buffer (normalized here with the teacher's own frozen statistics if it has them;
             the network applies its own preprocessing)
         :return: Tensor of shape ``(batch_size, n_actions)``
         """
-        if self.observation_normalizer is not None:
-            observations = self.observation_normalizer(observations)
-        values = self.network(observations)
+        if self.is_continuous:
+            raise TypeError(
+                f"Teacher {self.source} is a {self.algorithm} teacher with Box actions (kind {self.kind!r}): it has no "
+                "per-action values; use action_distribution() or values()"
+            )
+        return self.values(observations)
+
+    @th.no_grad()
+    def values(self, observations: PyTorchObs) -> th.Tensor:
+        """
+        The teacher's values in the flat form the replay buffers keep per stored transition: per-action values
+        ``(batch, n_actions)``, or ``cat([mean, log_std])`` of a continuous teacher, ``(batch, 2 * action_dim)`` (zeros
+        in the log_std's place for a deterministic teacher; :meth:`split_values` splits them).
+
+        :param observations: A batch of observations as tensors on the teacher's device (raw: normalized here with the
+            teacher's own frozen statistics if it has them)
+        """
+        values = self.network(self._normalized(observations))
         # One check per call: a NaN or inf here would silently poison the student's update
         if not th.isfinite(values).all():
             raise ValueError(
@@ -206,7 +275,69 @@ class Teacher:
             )
         return values
 
-    __call__ = q_values
+    def split_values(self, values: th.Tensor) -> ActionDistribution:
+        """
+        A continuous teacher's action distribution from its :meth:`values` (computed now or kept by a buffer).
+
+        :param values: ``(batch, 2 * action_dim)``
+        :return: The mean and log_std (None for a deterministic teacher), ``(batch, action_dim)`` each
+        """
+        if not self.is_continuous:
+            raise TypeError(f"Teacher {self.source} gives per-action values (kind {self.kind!r}), not an action distribution")
+        action_dim = values.shape[1] // 2
+        return ActionDistribution(values[:, :action_dim], None if self.kind == "deterministic" else values[:, action_dim:])
+
+    def action_distribution(self, observations: PyTorchObs) -> ActionDistribution:
+        """
+        A continuous teacher's action distribution on a batch of observations (see :class:`ActionDistribution`).
+
+        :param observations: A batch of observations as tensors on the teacher's device
+        """
+        return self.split_values(self.values(observations))
+
+    def scaled_actions_of(self, values: th.Tensor) -> th.Tensor:
+        """
+        A continuous teacher's mean actions in the env's scaled [-1, 1] space, from its :meth:`values`: the tanh of a
+        squashed Gaussian's pre-tanh mean, a Gaussian's mean scaled by the bounds and clipped (as SB3 clips the actions
+        of a Gaussian policy), a deterministic actor's action as it is.
+
+        :param values: ``(batch, 2 * action_dim)``
+        :return: ``(batch, action_dim)``
+        """
+        mean = self.split_values(values).mean
+        if self.kind == "squashed_gaussian":
+            return th.tanh(mean)
+        if self.kind == "gaussian":
+            return scale_actions(mean, self.action_space)  # type: ignore[arg-type]
+        return mean
+
+    def scaled_mean_actions(self, observations: PyTorchObs) -> th.Tensor:
+        """
+        A continuous teacher's mean (deterministic) actions in the env's scaled [-1, 1] space.
+
+        :param observations: A batch of observations as tensors on the teacher's device
+        :return: ``(batch, action_dim)``
+        """
+        return self.scaled_actions_of(self.values(observations))
+
+    @th.no_grad()
+    def critic_values(self, observations: PyTorchObs, scaled_actions: th.Tensor) -> th.Tensor:
+        """
+        The teacher critic's values of (observation, action) pairs: the minimum over SAC's and TD3's critics, the mean
+        over TQC's quantiles.
+
+        :param observations: A batch of raw observations as tensors on the teacher's device
+        :param scaled_actions: Actions in the scaled [-1, 1] space, as SB3 stores them, ``(batch, action_dim)``
+        :return: ``(batch, 1)``
+        """
+        if self.critic is None:
+            raise TypeError(f"Teacher {self.source} ({self.algorithm}) has no critic of (observation, action) pairs")
+        values = critic_estimate(self.critic, self._normalized(observations), scaled_actions)
+        if not th.isfinite(values).all():
+            raise ValueError(f"Teacher {self.source} gave non-finite critic values (NaN or inf): check the teacher file")
+        return values
+
+    __call__ = values
 
     def __repr__(self) -> str:
         normalized = ", normalized observations" if self.observation_normalizer is not None else ""
@@ -216,7 +347,8 @@ class Teacher:
 def check_teacher_spaces(teacher: Teacher, observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """
     Fail unless the teacher sees the same kind of observations and picks from the same actions as the student:
-    same kind, shape and dtype (``n`` for Discrete, sub-spaces for Dict). Other Box bounds only warn.
+    same kind, shape and dtype (``n`` for Discrete, sub-spaces for Dict), and the same bounds of a Box action space
+    (actions are compared in the space scaled by them). Other bounds of a Box observation space only warn.
 
     :param teacher: The prepared teacher
     :param observation_space: The student's observation space
@@ -227,6 +359,14 @@ def check_teacher_spaces(teacher: Teacher, observation_space: spaces.Space, acti
         ("observation space", teacher.observation_space, observation_space),
     ):
         reason = space_mismatch(teacher_space, student_space)
+        if reason is None and name == "action space" and bounds_differ(teacher_space, student_space):
+            reason = "other bounds: actions would be scaled differently"
+        if reason is not None and name == "action space":
+            continuous = {isinstance(space, spaces.Box) for space in (teacher_space, student_space)}
+            if continuous == {True, False}:
+                which = "continuous" if isinstance(teacher_space, spaces.Box) else "discrete"
+                other = "discrete" if which == "continuous" else "continuous"
+                reason += f": a {which}-action teacher cannot teach a {other}-action student"
         if reason is not None:
             raise ValueError(
                 f"Teacher {teacher.source} has {name} {teacher_space} but the student's env has {name} {student_space} "
@@ -252,7 +392,7 @@ def load_teacher(
     and move it to the student's device.
 
     :param teacher: Path to an SB3 model zip or RL Zoo log folder, a loaded SB3 model (DQN, QRDQN, PPO, A2C, TRPO,
-        MaskablePPO), a ``TeacherPolicy``, or a ``Teacher``
+        MaskablePPO, SAC, TQC, TD3, DDPG), a ``TeacherPolicy``, or a ``Teacher``
     :param observation_space: The student's observation space
     :param action_space: The student's action space
     :param device: The student's device
@@ -280,3 +420,11 @@ def load_teacher(
         )
     check_teacher_spaces(prepared, observation_space, action_space)
     return prepared.to(device)
+
+
+def _frozen_copy(network: th.nn.Module) -> th.nn.Module:
+    """A copy of a network in ``eval()`` mode with no gradients: the model it came from is left untouched."""
+    frozen = copy.deepcopy(network)
+    frozen.eval()
+    frozen.requires_grad_(False)
+    return frozen

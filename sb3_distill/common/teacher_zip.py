@@ -49,6 +49,17 @@ _POLICY_CLASSES = {
         "Cnn": "MaskableActorCriticCnnPolicy",
         "MultiInput": "MaskableMultiInputActorCriticPolicy",
     },
+    "stable_baselines3.sac.policies": {"Mlp": "SACPolicy", "Cnn": "CnnPolicy", "MultiInput": "MultiInputPolicy"},
+    "stable_baselines3.td3.policies": {"Mlp": "TD3Policy", "Cnn": "CnnPolicy", "MultiInput": "MultiInputPolicy"},
+    "sb3_contrib.tqc.policies": {"Mlp": "TQCPolicy", "Cnn": "CnnPolicy", "MultiInput": "MultiInputPolicy"},
+}
+# The algorithm that saves each policy module (actor-critic and TD3 policies are shared: told apart by what each saves)
+_MODULE_ALGORITHMS = {
+    "stable_baselines3.dqn.policies": "DQN",
+    "sb3_contrib.qrdqn.policies": "QRDQN",
+    "sb3_contrib.common.maskable.policies": "MaskablePPO",
+    "stable_baselines3.sac.policies": "SAC",
+    "sb3_contrib.tqc.policies": "TQC",
 }
 _ACTIVATIONS = frozenset({"ReLU", "Tanh", "ELU", "LeakyReLU", "SELU", "SiLU", "GELU", "Mish", "Sigmoid", "Softplus"})
 _ACTIVATION_MODULES = ("torch.nn.modules.activation.", "torch.nn.")
@@ -61,7 +72,22 @@ _FEATURES_EXTRACTORS_BY_MODULE = {
 }
 # Settings passed on as they are (JSON values); the optimizer's settings do not change the network
 _PLAIN_SETTINGS = frozenset(
-    {"net_arch", "normalize_images", "share_features_extractor", "ortho_init", "n_quantiles", "features_extractor_kwargs"}
+    {
+        "net_arch",
+        "normalize_images",
+        "share_features_extractor",
+        "ortho_init",
+        "n_quantiles",
+        "features_extractor_kwargs",
+        # Gaussian and squashed-Gaussian actors, twin critics
+        "log_std_init",
+        "use_sde",
+        "use_expln",
+        "clip_mean",
+        "full_std",
+        "squash_output",
+        "n_critics",
+    }
 )
 _TRAINING_SETTINGS = frozenset({"optimizer_class", "optimizer_kwargs", "device"})
 _INIT_TEXT = re.compile(r"<function (\w+)\.__init__ at ")
@@ -84,9 +110,10 @@ class TeacherPolicy:
     A teacher's network rebuilt from its zip without unpickling.
 
     :param policy: SB3's own policy class, loaded strictly, in ``eval()`` mode, on the requested device
-    :param algorithm: The algorithm that saved it: "DQN", "QRDQN", "PPO", "A2C", "TRPO" or "MaskablePPO"
+    :param algorithm: The algorithm that saved it: "DQN", "QRDQN", "PPO", "A2C", "TRPO", "MaskablePPO", "SAC", "TQC",
+        "TD3" or "DDPG"
     :param observation_space: The space the teacher was trained on
-    :param action_space: The teacher's (Discrete) action space
+    :param action_space: The teacher's action space
     :param path: The zip file
     """
 
@@ -188,6 +215,12 @@ def actor_critic_algorithm(data: dict[str, Any]) -> str:
     return "TRPO" if "cg_max_steps" in data else "PPO" if "clip_range" in data else "A2C"
 
 
+def td3_algorithm(data: dict[str, Any]) -> str:
+    """Which algorithm saved a TD3-policy zip: DDPG is TD3 with one critic update per actor update and no target noise
+    (its noise clipped to 0)."""
+    return "DDPG" if data.get("policy_delay") == 1 and data.get("target_noise_clip") == 0.0 else "TD3"
+
+
 def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observation_space: spaces.Space) -> tuple[type, str]:
     """SB3's policy class named by the readable fields of ``policy_class``, and the algorithm that uses it."""
     record = _readable(data.get("policy_class"), "policy_class")
@@ -207,12 +240,12 @@ def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observ
         name = names["MultiInput"]
     else:  # the name is not written: SB3's Cnn policies differ from the Mlp ones by their features extractor
         name = names["Cnn" if any(".cnn." in key for key in state_dict) else "Mlp"]
-    if "maskable" in module:
-        algorithm = "MaskablePPO"
-    elif "common.policies" in module:
+    if module == "stable_baselines3.common.policies":
         algorithm = actor_critic_algorithm(data)
+    elif module == "stable_baselines3.td3.policies":
+        algorithm = td3_algorithm(data)
     else:
-        algorithm = "QRDQN" if "qrdqn" in module else "DQN"
+        algorithm = _MODULE_ALGORITHMS[module]
     try:
         return getattr(importlib.import_module(module), name), algorithm
     except ImportError as error:
@@ -260,6 +293,9 @@ def _policy_kwargs(data: dict[str, Any], n_weights: int) -> dict[str, Any]:
         kwargs["net_arch"] = net_arch[0]  # SB3 < 1.8's format, converted as BaseAlgorithm.load does
     if "n_quantiles" not in kwargs and isinstance(data.get("n_quantiles"), int):
         kwargs["n_quantiles"] = data["n_quantiles"]
+    # On-policy algorithms pass their gSDE flag to the policy themselves: rebuild it so that such a policy is refused
+    if data.get("use_sde") is True:
+        kwargs["use_sde"] = True
     # No layer is wider than the file has weights: refuse before allocating a network the weights cannot fill
     too_large = [size for size in _sizes(kwargs) if size > max(n_weights, 1)]
     if too_large:
@@ -288,11 +324,8 @@ def _rebuild(file: Path, device: th.device | str) -> TeacherPolicy:
     data, state_dict = _read_members(file)
     observation_space = read_space(data.get("observation_space"), "observation_space")
     action_space = read_space(data.get("action_space"), "action_space")
-    if not isinstance(action_space, spaces.Discrete):
-        raise _BrokenFile(
-            f"has action space {action_space}, but a DQN student needs a teacher with a Discrete action space "
-            "(a continuous-action teacher has no per-action values to distill)"
-        )
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+        raise _BrokenFile(f"has action space {action_space}: teachers act in a Discrete or a Box action space")
     policy_class, algorithm = _policy_class(data, state_dict, observation_space)
     kwargs = _policy_kwargs(data, sum(tensor.numel() for tensor in state_dict.values()))
     with preserve_global_rng():
@@ -326,8 +359,8 @@ def read_teacher_zip(path: str | os.PathLike, device: th.device | str = "cpu") -
     :param device: Device to put the network on
     :return: The rebuilt policy, in ``eval()`` mode, with the spaces it was trained on
     :raises FileNotFoundError: If there is no such file
-    :raises TeacherFileError: If the file is broken, is not a Discrete-action teacher, or holds anything that cannot
-        be rebuilt without unpickling (the message names SB3's full loader as the opt-in for trusted files)
+    :raises TeacherFileError: If the file is broken, acts in neither a Discrete nor a Box action space, or holds anything
+        that cannot be rebuilt without unpickling (the message names SB3's full loader as the opt-in for trusted files)
     """
     file = Path(path)
     if not file.is_file():

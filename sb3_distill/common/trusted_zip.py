@@ -13,7 +13,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from sb3_distill.common.teacher_spaces import UnreadableField, read_space
-from sb3_distill.common.teacher_zip import actor_critic_algorithm, preserve_global_rng, read_zip_data
+from sb3_distill.common.teacher_zip import actor_critic_algorithm, preserve_global_rng, read_zip_data, td3_algorithm
 
 # Replace the pickled schedules of a trusted zip (a teacher is never trained): legacy zips load without them
 SCHEDULE_PLACEHOLDERS: dict[str, Any] = {
@@ -32,13 +32,16 @@ def _trusted_algorithm(file: Path, policy_class: Any, data: dict[str, Any]) -> t
     :param policy_class: The zip's policy class
     :param data: The zip's ``data``
     """
-    from sb3_contrib import QRDQN, TRPO, MaskablePPO
+    from sb3_contrib import QRDQN, TQC, TRPO, MaskablePPO
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
     from sb3_contrib.qrdqn.policies import QRDQNPolicy
-    from stable_baselines3 import A2C, DQN, PPO
+    from sb3_contrib.tqc.policies import TQCPolicy
+    from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
     from stable_baselines3.common.policies import ActorCriticPolicy
     from stable_baselines3.dqn.policies import DQNPolicy
+    from stable_baselines3.sac.policies import SACPolicy
+    from stable_baselines3.td3.policies import TD3Policy
 
     if isinstance(policy_class, type):
         if issubclass(policy_class, DQNPolicy):
@@ -47,6 +50,12 @@ def _trusted_algorithm(file: Path, policy_class: Any, data: dict[str, Any]) -> t
             return QRDQN
         if issubclass(policy_class, MaskableActorCriticPolicy):
             return MaskablePPO
+        if issubclass(policy_class, SACPolicy):
+            return SAC
+        if issubclass(policy_class, TQCPolicy):
+            return TQC
+        if issubclass(policy_class, TD3Policy):
+            return DDPG if td3_algorithm(data) == "DDPG" else TD3
         if issubclass(policy_class, ActorCriticPolicy) and not issubclass(policy_class, RecurrentActorCriticPolicy):
             # They share the policy class: what each saves tells them apart
             algorithms: dict[str, type[BaseAlgorithm]] = {"TRPO": TRPO, "PPO": PPO, "A2C": A2C}
@@ -54,7 +63,7 @@ def _trusted_algorithm(file: Path, policy_class: Any, data: dict[str, Any]) -> t
     raise ValueError(
         f"Teacher {str(file)!r} was saved with policy {getattr(policy_class, '__module__', '?')}."
         f"{getattr(policy_class, '__name__', policy_class)}; supported teachers are DQN (stable_baselines3), QRDQN "
-        "(sb3_contrib) and actor-critic agents (PPO, A2C, TRPO, MaskablePPO) with a Discrete action space"
+        "(sb3_contrib), SAC, TD3, DDPG, TQC and actor-critic agents (PPO, A2C, TRPO, MaskablePPO)"
     )
 
 

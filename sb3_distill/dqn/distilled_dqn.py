@@ -1,49 +1,30 @@
-import io
 import math
-import pathlib
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import save_to_pkl
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
-from stable_baselines3.common.utils import FloatSchedule, configure_logger
+from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 
-from sb3_distill.common.buffers import TeacherValuesMixin
-from sb3_distill.common.alpha import (
-    AlphaLike,
-    PerformanceAlpha,
-    check_alpha,
-    check_performance_settings,
-    check_temperature,
-    is_performance_alpha,
-    make_performance_alpha,
-)
-from sb3_distill.common.checks import check_finite_loss, check_teacher_given, check_teacher_ready
-from sb3_distill.common.offline import check_offline_settings, collect_teacher_transitions, train_offline
-from sb3_distill.common.replay import (
-    loaded_replay_buffer,
-    sb3_n_steps_warning_ignored,
-    use_teacher_values_buffer,
-    uses_teacher_values,
-)
+from sb3_distill.common.alpha import AlphaLike
+from sb3_distill.common.checks import check_finite_loss
 from sb3_distill.common.losses import (
     distillation_loss_and_gradient,
     get_distillation_loss,
     td_loss_and_gradient,
     teacher_agreement,
 )
-from sb3_distill.common.teacher import Teacher, TeacherLike, load_teacher
+from sb3_distill.common.off_policy import OffPolicyDistillationMixin
+from sb3_distill.common.offline import train_with_target_updates
+from sb3_distill.common.teacher import TeacherLike
 
 SelfDistilledDQN = TypeVar("SelfDistilledDQN", bound="DistilledDQN")
 
 
-class DistilledDQN(DQN):
+class DistilledDQN(OffPolicyDistillationMixin, DQN):
     """
     Deep Q-Network distilled from a pretrained teacher (policy distillation).
 
@@ -150,10 +131,9 @@ class DistilledDQN(DQN):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    teacher: Teacher | None
-    alpha_schedule: Schedule
-    #: QDagger's weight, prepared by learn() when ``alpha="performance"`` (never saved: rebuilt from the returns)
-    performance_alpha: PerformanceAlpha | None
+    student_algorithm = "DQN"
+    #: Always a term's name for a DQN student ("kl" by default; the other students take None for their pair's default)
+    distill_loss: str
 
     def __init__(
         self,
@@ -226,132 +206,20 @@ class DistilledDQN(DQN):
             device=device,
             _init_setup_model=False,
         )
-        self.alpha = alpha
-        self.temperature = temperature
-        self.teacher_cache = teacher_cache
-        self.trust_teacher = trust_teacher
-        self.distill_loss = distill_loss
-        self.alpha_0 = alpha_0
-        self.alpha_min = alpha_min
-        self.teacher_return = teacher_return
-        self.random_return = random_return
-        self.performance_eval_episodes = performance_eval_episodes
-        self.offline_transitions = offline_transitions
-        self.offline_gradient_steps = offline_gradient_steps
-        self.offline_epsilon = offline_epsilon
-        # The offline phase runs once per model: saved with it
-        self.offline_done = False
-        self.teacher_transitions = 0
+        self._init_off_policy_distillation(teacher_cache, offline_transitions, offline_gradient_steps, offline_epsilon)
+        self._init_distillation(
+            teacher, alpha, temperature, trust_teacher, distill_loss, alpha_0, alpha_min, teacher_return, random_return,
+            performance_eval_episodes,
+        )  # fmt: skip
         # The last batch trained on, (student's Q-values, teacher's), until train/teacher_agreement is logged
         self._agreement_batch: tuple[th.Tensor, th.Tensor] | None = None
-        self._check_settings()
-        self.teacher = teacher  # type: ignore[assignment]  # prepared into a Teacher by _setup_model()
         if _init_setup_model:
-            check_teacher_given(teacher, alpha, offline_transitions)
+            self._check_teacher_given()
             self._setup_model()
 
     def _check_settings(self) -> None:
-        """Fail unless the distillation settings are valid (``load()`` sets them without ``__init__``: checked twice)."""
-        check_alpha(self.alpha)
-        check_temperature(self.temperature)
+        super()._check_settings()
         get_distillation_loss(self.distill_loss)
-        check_performance_settings(
-            self.alpha_0, self.teacher_return, self.random_return, self.performance_eval_episodes, self.alpha_min
-        )
-        check_offline_settings(self.offline_transitions, self.offline_gradient_steps, self.offline_epsilon)
-
-    def _setup_model(self) -> None:
-        self._check_settings()
-        # The performance-based alpha is built by learn(), from the (measured) returns
-        self.alpha_schedule = FloatSchedule(0.0 if is_performance_alpha(self.alpha) else self.alpha)  # type: ignore[arg-type]
-        sb3_buffer_class = use_teacher_values_buffer(self) if self.teacher_cache else None
-        with sb3_n_steps_warning_ignored(self, sb3_buffer_class):
-            super()._setup_model()
-        if sb3_buffer_class is not None:
-            # The zip keeps SB3's class, so that plain DQN.load reads it; _setup_model maps it again on load
-            self.replay_buffer_class = sb3_buffer_class
-        self._setup_teacher()
-
-    def _setup_teacher(self) -> None:
-        # A measured teacher return belongs to the teacher it measured
-        self.performance_alpha = None
-        if self.teacher is not None:
-            self.teacher = load_teacher(
-                self.teacher, self.observation_space, self.action_space, self.device, trust=self.trust_teacher
-            )
-        if isinstance(self.replay_buffer, TeacherValuesMixin):
-            # Values stored so far came from another teacher, or from none
-            self.replay_buffer.invalidate_teacher_values()
-
-    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
-        """
-        Save the replay buffer as a pickle file of SB3's own buffer class, without the teacher's values.
-
-        Plain SB3 loads it (``DQN.load_replay_buffer``); ``DistilledDQN.load_replay_buffer`` recomputes the values.
-
-        :param path: Path to the file where the replay buffer should be saved.
-            if path is a str or pathlib.Path, the path is automatically created if necessary.
-        """
-        if isinstance(self.replay_buffer, TeacherValuesMixin):
-            save_to_pkl(path, self.replay_buffer.sb3_buffer(), self.verbose)
-        else:
-            super().save_replay_buffer(path)
-
-    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
-        super().load_replay_buffer(path, truncate_last_traj)
-        assert self.replay_buffer is not None
-        # A buffer saved by DQN (or by DistilledDQN, which saves SB3's class) gains teacher values
-        self.replay_buffer = loaded_replay_buffer(self.replay_buffer, self.teacher_cache)
-
-    def _uses_teacher_values(self) -> bool:
-        """Whether updates read the teacher's values from the replay buffer rather than computing them."""
-        return uses_teacher_values(self.teacher_cache, self.teacher, self.replay_buffer)
-
-    def set_teacher(self, teacher: TeacherLike | None, trust_teacher: bool = False) -> None:
-        """
-        Give the model a (new) teacher: load it, check its spaces, freeze it and move it to the model's device.
-
-        :param teacher: Path to an SB3 model zip or RL Zoo log folder, a loaded SB3 model, a ``Teacher``, or None to
-            remove it
-        :param trust_teacher: Whether a path comes from a source you trust (see the class's ``trust_teacher``)
-        """
-        self.teacher = teacher  # type: ignore[assignment]
-        self.trust_teacher = trust_teacher
-        self._setup_teacher()
-
-    def _check_teacher_ready(self) -> None:
-        check_teacher_ready(
-            self.teacher, self.alpha, self.teacher_cache, self.replay_buffer, vec_normalize=self._vec_normalize_env is not None
-        )
-
-    def _current_alpha(self) -> float:
-        if is_performance_alpha(self.alpha):
-            performance_alpha = self.prepare_performance_alpha()
-            alpha, score = performance_alpha(episode_info["r"] for episode_info in self.ep_info_buffer or ())
-            if score is not None:
-                self.logger.record("train/student_score", score)
-            return alpha
-        alpha = self.alpha_schedule(self._current_progress_remaining)
-        check_alpha(alpha, progress_remaining=self._current_progress_remaining)
-        return alpha
-
-    def prepare_performance_alpha(self) -> PerformanceAlpha:
-        """
-        The performance-based alpha (``alpha="performance"``), with the returns given to the constructor, or measured
-        now where they were None: the teacher's over ``performance_eval_episodes`` deterministic episodes and a random
-        policy's, on a copy of the training env made from its spec. Called by ``learn()``; measured once per teacher.
-
-        :return: The weight as a function of the student's recent returns
-        """
-        if self.performance_alpha is not None:
-            return self.performance_alpha
-        self.performance_alpha, how = make_performance_alpha(
-            self.alpha_0, self.teacher_return, self.random_return, self.teacher, self.env, self.performance_eval_episodes,
-            self.seed, self.device, self.alpha_min,
-        )  # fmt: skip
-        if self.verbose >= 1:
-            print(f"Performance-based alpha: {self.performance_alpha} ({how})")
-        return self.performance_alpha
 
     def _distillation_terms(
         self,
@@ -386,9 +254,7 @@ class DistilledDQN(DQN):
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
         alpha = self._current_alpha()
-        if self._uses_teacher_values():
-            # The buffer evaluates the transitions stored since its last teacher pass when a batch first samples one
-            self.replay_buffer.teacher = self.teacher  # type: ignore[union-attr]
+        self._prepare_teacher_values()
 
         # Each tensor operation costs microseconds, a sizeable share of a small student's update: both terms' gradients
         # are taken in closed form at the Q-values and back-propagated through the network at once, the step's values
@@ -462,7 +328,7 @@ class DistilledDQN(DQN):
             # train/teacher_agreement: on the call's last batch, computed when the logs are written
             self._agreement_batch = (all_q_values.detach(), teacher_q_values)
 
-    def _record_teacher_agreement(self) -> None:
+    def _record_distillation_logs(self) -> None:
         """
         Log ``train/teacher_agreement``, the share of the last batch trained on where the student's greedy action was
         the teacher's, if a batch came since the logs were last written. Computed here rather than in ``train()``: on
@@ -474,81 +340,15 @@ class DistilledDQN(DQN):
             self.logger.record("train/teacher_agreement", agreement)
             self._agreement_batch = None
 
-    def dump_logs(self) -> None:
-        self._record_teacher_agreement()
-        super().dump_logs()
-
     def _check_finite_loss(
         self, loss: float, td_loss: float, distill_loss: float | None, alpha: float, gradient_step: int
     ) -> None:
         """Fail, before any weight is updated, if the loss of a gradient step is NaN or inf (``checks.check_finite_loss``)."""
         check_finite_loss(loss, td_loss, distill_loss, alpha, self._n_updates + gradient_step + 1, self.num_timesteps)
 
-    def learn(
-        self: SelfDistilledDQN,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "DistilledDQN",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDistilledDQN:
-        self._check_teacher_ready()
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
-
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        total_timesteps, callback = super()._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
-        )
-        # After SB3 reset the env and configured the logger, before the student's first step
-        if is_performance_alpha(self.alpha):
-            self.prepare_performance_alpha()
-        self.run_offline_phase()
-        return total_timesteps, callback
-
-    def run_offline_phase(self) -> None:
-        """
-        QDagger's offline phase, once per model: the teacher acts in the training env (epsilon-greedy with
-        ``offline_epsilon``) for ``offline_transitions`` transitions stored in the replay buffer, then the student takes
-        ``offline_gradient_steps`` gradient steps on it with the usual loss, updating its target network every
-        ``target_update_interval`` of them and at the end. ``learn()`` calls it; call it yourself to run it earlier.
-        Logs ``offline/teacher_transitions`` and ``offline/gradient_steps``.
-        """
-        if self.offline_done or self.offline_transitions == 0:
-            return
-        if self.teacher is None:
-            raise ValueError(
-                f"offline_transitions={self.offline_transitions!r} needs a teacher to act: load the model with "
-                "teacher=... or call set_teacher() first"
-            )
-        self._check_teacher_ready()
-        if getattr(self, "_logger", None) is None:
-            # Before learn(): a logger as SB3 would configure it, replaced by learn()'s own
-            self._logger = configure_logger(self.verbose)
-        stored = collect_teacher_transitions(self, self.teacher, self.offline_transitions, self.offline_epsilon)
-        self.teacher_transitions += stored
-        train_offline(self, self.offline_gradient_steps)
-        self.offline_done = True
-        self.logger.record("offline/teacher_transitions", self.teacher_transitions)
-        self.logger.record("offline/gradient_steps", self.offline_gradient_steps)
-        self._record_teacher_agreement()
-        self.logger.dump(step=self.num_timesteps)
+    def _train_offline(self, gradient_steps: int) -> None:
+        train_with_target_updates(self, gradient_steps, self.q_net, self.q_net_target)
 
     def _excluded_save_params(self) -> list[str]:
-        # The teacher is never saved: the student's zip stays a plain DQN zip. The performance-based alpha is rebuilt
-        # from the saved returns (plain DQN.load could not unpickle it); the last batch is for the logs only
-        return [*super()._excluded_save_params(), "teacher", "performance_alpha", "_agreement_batch"]
+        # The last batch is for the logs only
+        return [*super()._excluded_save_params(), "_agreement_batch"]

@@ -1,0 +1,3 @@
+from sb3_distill.ppo.distilled_ppo import DistilledPPO
+
+__all__ = ["DistilledPPO"]
