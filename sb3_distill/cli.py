@@ -3,7 +3,8 @@ The ``sb3-distill`` command: it parses arguments and calls the rest of the packa
 
 - ``sb3-distill distill``: distill a student from a teacher and print the comparison (no arguments: CartPole-v1
   with the teacher that ships with the package).
-- ``sb3-distill teacher``: train a DQN teacher with the RL Zoo's settings from ``zoo_configs/dqn.yml``.
+- ``sb3-distill teacher``: train a teacher with the RL Zoo's settings (``zoo_configs/dqn.yml``, ``zoo_configs/sac.yml``,
+  or the Zoo's own file for other algorithms).
 - ``sb3-distill tune``: an Optuna study of alpha and temperature.
 - ``sb3-distill zoo train|enjoy|record_video|record_training ...``: rl_zoo3 with ``distilled_dqn`` registered.
 - ``sb3-distill export``: export a student's Q-network to ONNX or TorchScript, checked against SB3 and timed.
@@ -18,6 +19,7 @@ from typing import Any
 import torch as th
 from rl_zoo3.utils import StoreDict
 
+from sb3_distill.algorithms import STUDENT_ALGOS, TEACHER_ALGOS
 from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
 from sb3_distill.runs import distill, train_teacher
@@ -45,12 +47,18 @@ class ZooParams(StoreDict):
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, algo: str) -> None:
-    """The options that choose a recipe (env, config entry, overrides) and run it."""
+    """The options that choose a recipe (algorithm, env, config entry, overrides) and run it."""
+    algos = STUDENT_ALGOS if algo == ALGO_NAME else TEACHER_ALGOS
+    parser.add_argument(
+        "--algo", default=algo, choices=sorted(algos), help="The RL Zoo name of the algorithm (default: %(default)s)"
+    )
     parser.add_argument("--env", default=DEFAULT_ENV, help="Gymnasium env id (default: %(default)s)")
     parser.add_argument(
         "--conf-file",
         default=None,
-        help=f"Zoo-format .yml or .py config (default: zoo_configs/{algo}.yml); an env without an entry uses 'default'",
+        help="Zoo-format .yml or .py config (default: zoo_configs/<algo>.yml"
+        + ("" if algo == ALGO_NAME else ", else the RL Zoo's own hyperparams/<algo>.yml")
+        + "); an env without an entry uses 'default'",
     )
     parser.add_argument(
         "-params",
@@ -133,7 +141,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     recipe = make_recipe(
         args.env,
-        ALGO_NAME,
+        args.algo,
         conf_file=args.conf_file,
         hyperparams=overrides,
         teacher=args.teacher,
@@ -152,21 +160,21 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def add_teacher_command(subparsers: Any) -> None:
-    parser = subparsers.add_parser("teacher", help="Train a DQN teacher with the RL Zoo's settings")
+    parser = subparsers.add_parser("teacher", help="Train a teacher (DQN, SAC, PPO, ...) with the RL Zoo's settings")
     add_recipe_arguments(parser, TEACHER_ALGO)
     add_run_arguments(parser)
-    parser.add_argument("-o", "--output", default=None, help="Teacher zip to write (default: teachers/<env>_dqn.zip)")
+    parser.add_argument("-o", "--output", default=None, help="Teacher zip to write (default: teachers/<env>_<algo>.zip)")
     parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
     parser.set_defaults(func=cmd_teacher)
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     recipe = make_recipe(
-        args.env, TEACHER_ALGO, conf_file=args.conf_file, hyperparams=args.hyperparams, n_timesteps=args.n_timesteps
+        args.env, args.algo, conf_file=args.conf_file, hyperparams=args.hyperparams, n_timesteps=args.n_timesteps
     )
     train_teacher(
         recipe,
-        args.output or f"teachers/{args.env.replace('/', '-')}_dqn.zip",
+        args.output or f"teachers/{args.env.replace('/', '-')}_{args.algo}.zip",
         force=args.force,
         **run_options(args),
     )
@@ -309,14 +317,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sb3-distill", description="Policy distillation into DQN for Stable-Baselines3")
+    parser = argparse.ArgumentParser(
+        prog="sb3-distill", description="Policy distillation for Stable-Baselines3: DQN, QR-DQN, PPO, SAC and TD3 students"
+    )
     subparsers = parser.add_subparsers(dest="command")
     add_distill_command(subparsers)
     add_teacher_command(subparsers)
     add_tune_command(subparsers)
     add_export_command(subparsers)
     # Listed for --help; main() hands everything after `zoo` to sb3_distill.zoo untouched
-    subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with distilled_dqn registered")
+    subparsers.add_parser("zoo", help="Run rl_zoo3 (train, enjoy, record_video, ...) with the students registered")
     return parser
 
 

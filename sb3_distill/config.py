@@ -64,3 +64,20 @@ def resolve_relative_to(path: str | os.PathLike, base_dir: str | os.PathLike) ->
     """
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else (Path(base_dir) / expanded).resolve()
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """
+    A path as the project shows it in messages and in the files it writes: relative to the project (``zoo_configs/...``)
+    for its own data, relative to the working directory for a path under it, else as it is. No output names a folder of
+    the machine it ran on unless the user gave one.
+
+    :param path: The path
+    """
+    resolved = Path(path).expanduser().resolve()
+    for name in ("zoo_configs", "tuning"):
+        data_dir = project_data_dir(name).resolve()
+        if resolved.is_relative_to(data_dir):
+            return str(Path(name) / resolved.relative_to(data_dir))
+    cwd = Path.cwd().resolve()
+    return str(resolved.relative_to(cwd)) if resolved.is_relative_to(cwd) else str(path)

@@ -30,17 +30,23 @@ LAYER_WIDTHS = (4, 8, 16, 32, 64, 128, 256)
 PERFORMANCE_ALPHA_ATTR = "performance_alpha"
 
 
-def search_space(performance_alpha: bool = False) -> dict[str, optuna.distributions.FloatDistribution]:
+def search_space(
+    performance_alpha: bool = False, temperature: bool = True
+) -> dict[str, optuna.distributions.FloatDistribution]:
     """
     The distributions :func:`sample_distilled_dqn_params` samples from, by parameter name.
 
     :param performance_alpha: The student's alpha is ``"performance"``: sample its ``alpha_0`` rather than alpha
+    :param temperature: Whether the term has a temperature (the categorical ones); the Gaussian KL and the action MSE
+        of SAC and TD3 students have none
     """
     weight = (
         {"alpha_0": optuna.distributions.FloatDistribution(*ALPHA_0_RANGE)}
         if performance_alpha
         else {"alpha": optuna.distributions.FloatDistribution(*ALPHA_RANGE)}
     )
+    if not temperature:
+        return weight
     return {**weight, "temperature": optuna.distributions.FloatDistribution(*TEMPERATURE_RANGE, log=True)}
 
 
@@ -140,10 +146,33 @@ def sample_distilled_dqn_params(
     :return: ``{"alpha": ..., "temperature": ...}`` or ``{"alpha": "performance", "alpha_0": ..., "temperature": ...}``,
         ready for DistilledDQN's constructor
     """
+    return _sample_weights(trial, temperature=True)
+
+
+def sample_distilled_alpha_params(
+    trial: optuna.Trial,
+    n_actions: int | None = None,
+    n_envs: int | None = None,
+    additional_args: dict | None = None,
+) -> dict[str, Any]:
+    """
+    Sampler for the students whose terms have no temperature (SAC, TD3: Gaussian KL, action MSE): alpha, or alpha_0
+    for a performance-based alpha; the Zoo's sampler signature.
+
+    :param trial: The Optuna trial
+    :param n_actions: Unused (part of the Zoo's sampler signature)
+    :param n_envs: Unused (part of the Zoo's sampler signature)
+    :param additional_args: Unused (part of the Zoo's sampler signature)
+    :return: ``{"alpha": ...}`` or ``{"alpha": "performance", "alpha_0": ...}``
+    """
+    return _sample_weights(trial, temperature=False)
+
+
+def _sample_weights(trial: optuna.Trial, temperature: bool) -> dict[str, Any]:
     performance_alpha = bool(trial.user_attrs.get(PERFORMANCE_ALPHA_ATTR, False))
     sampled = {
         name: trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
-        for name, distribution in search_space(performance_alpha).items()
+        for name, distribution in search_space(performance_alpha, temperature).items()
     }
     return {"alpha": PERFORMANCE, **sampled} if performance_alpha else sampled
 
@@ -157,5 +186,6 @@ def convert_distilled_dqn_params(sampled_params: dict[str, Any]) -> dict[str, An
         sampled alpha_0 gives ``alpha="performance"`` with it
     """
     performance_alpha = "alpha_0" in sampled_params
-    params = {name: sampled_params[name] for name in search_space(performance_alpha)}
+    space = search_space(performance_alpha, temperature="temperature" in sampled_params)
+    params = {name: sampled_params[name] for name in space}
     return {"alpha": PERFORMANCE, **params} if performance_alpha else params

@@ -22,23 +22,40 @@ import gymnasium as gym
 import optuna
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
-from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import get_latest_run_id
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_distill.config import resolve_relative_to, zoo_config_path
-from sb3_distill.dqn import DistilledDQN
+from sb3_distill.algorithms import STUDENT_ALGOS, TEACHER_ALGOS, check_algo, is_student
 from sb3_distill.common.alpha import is_performance_alpha
-from sb3_distill.hyperparams_opt import check_not_searched, record_alpha_kind
 from sb3_distill.common.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
+from sb3_distill.config import resolve_relative_to, zoo_config_path
+from sb3_distill.hyperparams_opt import check_not_searched, record_alpha_kind
 
 DEFAULT_ENV = "CartPole-v1"
+# The default student and teacher (the main job's)
 ALGO_NAME = "distilled_dqn"
 TEACHER_ALGO = "dqn"
 # The algorithms a recipe can build, by their Zoo name
-RECIPE_ALGOS: dict[str, type[BaseAlgorithm]] = {TEACHER_ALGO: DQN, ALGO_NAME: DistilledDQN}
+RECIPE_ALGOS: dict[str, type[BaseAlgorithm]] = {**TEACHER_ALGOS, **STUDENT_ALGOS}
+
+
+def default_config(algo: str) -> Path:
+    """
+    The config a recipe of ``algo`` reads when none is given: the project's ``zoo_configs/<algo>.yml`` (every student,
+    and the teachers the project tuned: ``dqn``, ``sac``), else the RL Zoo's own ``hyperparams/<algo>.yml``.
+
+    :param algo: A Zoo algorithm name
+    """
+    project_config = zoo_config_path(algo)
+    if project_config.is_file() or is_student(algo):
+        return project_config
+    import rl_zoo3
+
+    return Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+
+
 # What decides the observations a policy sees: a teacher trained on other ones gives meaningless values
 ENV_PIPELINE_KEYS = ("env_wrapper", "vec_env_wrapper", "frame_stack", "normalize")
 
@@ -86,16 +103,17 @@ def check_teacher_pipeline(teacher_config: dict[str, Any], student_hyperparams: 
 
 class DistillExperimentManager(ExperimentManager):
     """
-    rl_zoo3's ExperimentManager, which for ``distilled_dqn`` also: reads ``zoo_configs/distilled_dqn.yml`` when no
-    config is given, resolves the teacher's path (relative to the YAML file that names it, or to the working
-    directory when given with ``-params``), and checks that a Zoo log folder teacher saw the same observations. Under
-    ``-optimize`` it tells the sampler whether the entry's alpha is ``"performance"`` (then alpha_0 is searched).
+    rl_zoo3's ExperimentManager, which for a student (``distilled_dqn``, ``distilled_sac``, ...) also: reads
+    ``zoo_configs/<algo>.yml`` when no config is given, resolves the teacher's path (relative to the YAML file that
+    names it, or to the working directory when given with ``-params``), and checks that a Zoo log folder teacher saw
+    the same observations. Under ``-optimize`` it tells the sampler whether the entry's alpha is ``"performance"``
+    (then alpha_0 is searched).
     """
 
     def __init__(self, *args: Any, config: str | None = None, **kwargs: Any):
         algo = kwargs.get("algo", args[1] if len(args) > 1 else None)
-        if algo == ALGO_NAME and config is None:
-            config = str(zoo_config_path(ALGO_NAME))
+        if isinstance(algo, str) and is_student(algo) and config is None:
+            config = str(zoo_config_path(algo))
         super().__init__(*args, config=config, **kwargs)  # type: ignore[misc]
 
     def config_entry_key(self) -> str:
@@ -140,13 +158,13 @@ class DistillExperimentManager(ExperimentManager):
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         hyperparams, saved_hyperparams = super().read_hyperparameters()
-        if self.algo == ALGO_NAME:
+        if is_student(self.algo):
             # The saved config.yml records the resolved path, so the run can be reproduced from anywhere
             hyperparams["teacher"] = saved_hyperparams["teacher"] = self._resolve_teacher(hyperparams)
         return hyperparams, saved_hyperparams
 
     def hyperparameters_optimization(self) -> None:
-        if self.algo == ALGO_NAME:
+        if is_student(self.algo):
             # Each trial builds its own model, and the Zoo prunes trials whose construction fails:
             # check the teacher against the env once, so a wrong teacher fails now rather than every trial silently
             check_not_searched(self.custom_hyperparams, is_performance_alpha(self._hyperparams.get("alpha")))
@@ -159,7 +177,7 @@ class DistillExperimentManager(ExperimentManager):
         super().hyperparameters_optimization()
 
     def objective(self, trial: optuna.Trial) -> float:
-        if self.algo == ALGO_NAME:
+        if is_student(self.algo):
             # rl_zoo3 calls the sampler without the hyperparameters: the trial tells it which alpha to sample
             record_alpha_kind(trial, self._hyperparams.get("alpha"))
         return super().objective(trial)
@@ -179,7 +197,7 @@ class Recipe:
     """
     One run's settings, read from a Zoo-format config entry and preprocessed by rl_zoo3.
 
-    :param algo: ``dqn`` (a teacher) or ``distilled_dqn`` (a student)
+    :param algo: A teacher's Zoo name (``dqn``, ``sac``, ...) or a student's (``distilled_dqn``, ``distilled_sac``, ...)
     :param env_id: The env
     :param config_file: The config the entry comes from
     :param entry_key: The entry used: the env id, ``atari`` or ``default``
@@ -236,7 +254,9 @@ class Recipe:
         :param seed: The model's seed
         :param overrides: Constructor arguments that replace the recipe's (``device``, ``verbose``, a loaded teacher, ...)
         """
-        return RECIPE_ALGOS[self.algo](env=env, seed=seed, **{**self.model_kwargs, **overrides})
+        # The Zoo turns `noise_type`/`noise_std` into an action noise object once it knows the env, as here
+        kwargs = self.manager._preprocess_action_noise(copy.deepcopy(self.model_kwargs), {}, env)
+        return RECIPE_ALGOS[self.algo](env=env, seed=seed, **{**kwargs, **overrides})
 
 
 def _override_net_arch(written: Any, net_arch: list[int]) -> Any:
@@ -264,20 +284,19 @@ def make_recipe(
     Read an env's entry of a Zoo-format config the way rl_zoo3 does, with overrides.
 
     :param env_id: The env; an env without an entry of its own uses the ``default`` (or ``atari``) entry
-    :param algo: ``distilled_dqn`` (a student) or ``dqn`` (a teacher)
-    :param conf_file: Zoo-format ``.yml`` or ``.py`` config (None: the project's ``zoo_configs/<algo>.yml``)
+    :param algo: A student's Zoo name (``distilled_dqn``, ``distilled_sac``, ...) or a teacher's (``dqn``, ``sac``, ...)
+    :param conf_file: Zoo-format ``.yml`` or ``.py`` config (None: :func:`default_config`)
     :param hyperparams: Values that replace the entry's, as the Zoo's ``-params`` gives them
     :param teacher: The student's teacher (None: the entry's), relative to the working directory
     :param n_timesteps: Environment steps (None: the entry's)
     :param net_arch: The policy's hidden layers (None: the entry's)
     :param verbose: Print what the Zoo prints while reading the entry
     """
-    if algo not in RECIPE_ALGOS:
-        raise ValueError(f"algo={algo!r}, expected one of {sorted(RECIPE_ALGOS)}")
+    check_algo(algo)
     check_env_id(env_id)
     if n_timesteps is not None and n_timesteps < 1:
         raise ValueError(f"n_timesteps={n_timesteps!r} must be >= 1")
-    config = Path(conf_file) if conf_file is not None else zoo_config_path(algo)
+    config = Path(conf_file) if conf_file is not None else default_config(algo)
     if not config.is_file():
         raise FileNotFoundError(f"Config file {str(config)!r} does not exist (expected a Zoo-format .yml or .py file)")
     overrides = dict(hyperparams or {})

@@ -37,13 +37,13 @@ class AgentResult:
     env_steps: int
 
 
-def evaluate_agent(name: str, model: Any, network: th.nn.Module, env: GymEnv, n_episodes: int) -> AgentResult:
+def evaluate_agent(name: str, model: Any, network: th.nn.Module | int, env: GymEnv, n_episodes: int) -> AgentResult:
     """
     Mean and std of the undiscounted return of deterministic episodes.
 
     :param name: Label in the comparison
     :param model: The agent: an SB3 model, or anything with SB3's ``predict`` and a ``num_timesteps``
-    :param network: Its acting network, for the parameter count
+    :param network: Its acting network, for the parameter count (or the count itself)
     :param env: Evaluation env (seeded by the caller)
     :param n_episodes: Number of episodes
     """
@@ -53,7 +53,7 @@ def evaluate_agent(name: str, model: Any, network: th.nn.Module, env: GymEnv, n_
     mean_return, std_return = np.mean(episode_returns), np.std(episode_returns)
     return AgentResult(
         name=name,
-        parameters=count_parameters(network),
+        parameters=network if isinstance(network, int) else count_parameters(network),
         mean_return=float(mean_return),
         std_return=float(std_return),
         n_episodes=n_episodes,
@@ -80,6 +80,32 @@ class GreedyAgent:
         with th.no_grad():
             actions = self.values(obs_as_tensor(observation, self.device)).argmax(dim=1)
         return actions.cpu().numpy(), state
+
+
+class TeacherAgent:
+    """
+    Acts as a teacher does when evaluated deterministically, with SB3's ``predict`` signature: greedy on its per-action
+    values (discrete teachers), or its mean action (continuous teachers, ``Teacher.scaled_mean_actions`` mapped from
+    [-1, 1] to the env's bounds as SB3's ``unscale_action`` does). Its SB3 model is never needed.
+
+    :param teacher: A prepared ``sb3_distill.Teacher``
+    :param device: Where the observations go
+    :param num_timesteps: The teacher's training steps, for the comparison
+    """
+
+    def __init__(self, teacher: Any, device: th.device | str, num_timesteps: int = 0):
+        self.teacher = teacher
+        self.device = th.device(device)
+        self.num_timesteps = num_timesteps
+        self._greedy = None if teacher.is_continuous else GreedyAgent(teacher.q_values, device, num_timesteps)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple:
+        if self._greedy is not None:
+            return self._greedy.predict(observation, state, episode_start, deterministic)
+        with th.no_grad():
+            scaled = self.teacher.scaled_mean_actions(obs_as_tensor(observation, self.device)).cpu().numpy()
+        low, high = self.teacher.action_space.low, self.teacher.action_space.high
+        return low + 0.5 * (scaled + 1.0) * (high - low), state
 
 
 class RandomAgent:

@@ -14,10 +14,11 @@ from typing import Any
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import sync_envs_normalization
 
-from sb3_distill.dqn import DistilledDQN
-from sb3_distill.recipe import ALGO_NAME, TEACHER_ALGO, Recipe, next_run_dir
+from sb3_distill.algorithms import PLAIN_CLASSES, STUDENT_ALGOS, TEACHER_ALGOS, acting_network
+from sb3_distill.common.distillation import DistillationMixin
+from sb3_distill.recipe import Recipe, next_run_dir
 from sb3_distill.report import (
-    GreedyAgent,
+    TeacherAgent,
     comparison_dict,
     comparison_table,
     evaluate_agent,
@@ -26,6 +27,7 @@ from sb3_distill.report import (
 )
 from sb3_distill.common.teacher import resolve_model_path
 from sb3_distill.common.teacher_zip import read_zip_data
+from sb3_distill.config import display_path
 
 # Seeds of the evaluation envs, offset from the run's seed so that they never replay the training episodes
 CURVE_SEED_OFFSET = 1_000
@@ -46,9 +48,15 @@ def student_description(recipe: Recipe) -> str:
     return f"{extractor.__name__}{' + ' + str(layers) if layers else ''}"
 
 
-def _check_algo(recipe: Recipe, algo: str) -> None:
-    if recipe.algo != algo:
-        raise ValueError(f"This run needs a {algo!r} recipe, got one for {recipe.algo!r}")
+def _settings_text(student: Any) -> str:
+    """The distillation settings a run announces: alpha, the term (where the student has a choice) and T."""
+    loss = f", distill_loss={student.distill_loss}" if student.distill_loss not in (None, "kl") else ""
+    return f"alpha={student.alpha}, temperature={student.temperature}{loss}"
+
+
+def _check_algo(recipe: Recipe, algos: dict[str, Any], kind: str) -> None:
+    if recipe.algo not in algos:
+        raise ValueError(f"This run needs a {kind} recipe ({', '.join(sorted(algos))}), got one for {recipe.algo!r}")
 
 
 def train_teacher(
@@ -64,10 +72,11 @@ def train_teacher(
     command: str = "",
 ) -> dict[str, Any]:
     """
-    Train a DQN teacher with a recipe (the RL Zoo's settings from ``zoo_configs/dqn.yml``), evaluate it, and save it
-    with a ``.json`` beside it recording how it was made.
+    Train a teacher with a recipe (the RL Zoo's settings: ``zoo_configs/dqn.yml``, ``zoo_configs/sac.yml``, or the
+    Zoo's own file for the other algorithms), evaluate it, and save it with a ``.json`` beside it recording how it was
+    made.
 
-    :param recipe: A ``dqn`` recipe
+    :param recipe: A teacher's recipe (``dqn``, ``sac``, ``ppo``, ...)
     :param output: The zip to write (``.zip`` is added when missing)
     :param seed: Seed of the run
     :param device: torch device
@@ -78,15 +87,15 @@ def train_teacher(
     :param command: The command line, recorded in the ``.json``
     :return: What the ``.json`` holds
     """
-    _check_algo(recipe, TEACHER_ALGO)
+    _check_algo(recipe, TEACHER_ALGOS, "teacher")
     output = Path(output)
     if output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
     if output.exists() and not force:
         raise FileExistsError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
     print(
-        f"Training a DQN teacher on {recipe.env_id} for {recipe.n_timesteps:,} steps "
-        f"with the Zoo settings of {recipe.config_file}"
+        f"Training a {TEACHER_ALGOS[recipe.algo].__name__} teacher on {recipe.env_id} for {recipe.n_timesteps:,} steps "
+        f"with the Zoo settings of {display_path(recipe.config_file)}"
     )
     env = recipe.make_env(seed=seed)
     model = recipe.make_model(env, seed=seed, verbose=verbose, device=device)
@@ -97,14 +106,14 @@ def train_teacher(
     model.save(output)
     eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
     sync_envs_normalization(env, eval_env)
-    result = evaluate_agent("teacher", model, model.q_net, eval_env, eval_episodes)  # type: ignore[attr-defined]
+    result = evaluate_agent("teacher", model, acting_network(model), eval_env, eval_episodes)
     metadata = {
         "env_id": recipe.env_id,
-        "algo": TEACHER_ALGO,
+        "algo": recipe.algo,
         "seed": seed,
         "n_timesteps": recipe.n_timesteps,
         "env_steps": int(model.num_timesteps),
-        "config_file": str(recipe.config_file),
+        "config_file": display_path(recipe.config_file),
         "hyperparams": recipe.hyperparams,
         "train_seconds": round(train_seconds, 1),
         "evaluation": {"mean_return": result.mean_return, "std_return": result.std_return, "n_episodes": result.n_episodes},
@@ -137,7 +146,7 @@ def distill(
     Distill a student with a recipe, then compare it with its teacher and a random policy: print the table, and write
     ``student.zip``, ``evaluations.npz``, ``learning_curve.png`` and ``comparison.json`` into a new run folder.
 
-    :param recipe: A ``distilled_dqn`` recipe
+    :param recipe: A student's recipe (``distilled_dqn``, ``distilled_sac``, ...)
     :param log_folder: Where the run folder ``<env>_<n>`` is made
     :param seed: Seed of the run
     :param device: torch device
@@ -150,15 +159,17 @@ def distill(
     :param command: The command line, recorded in ``comparison.json``
     :return: What ``comparison.json`` holds
     """
-    _check_algo(recipe, ALGO_NAME)
+    _check_algo(recipe, STUDENT_ALGOS, "student")
     env = recipe.make_env(seed=seed)
     # Builds and checks the teacher before any training or any folder is made
     student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
-    assert isinstance(student, DistilledDQN) and student.teacher is not None
+    assert isinstance(student, DistillationMixin) and student.teacher is not None
     run_dir = next_run_dir(log_folder, recipe.env_id)
+    teacher = student.teacher
     print(
-        f"Distilling {student.teacher} into a {student_description(recipe)} student on {recipe.env_id} "
-        f"for {recipe.n_timesteps:,} steps (alpha={student.alpha}, temperature={student.temperature}) -> {run_dir}"
+        f"Distilling the {teacher.algorithm} teacher {display_path(str(recipe.teacher))} ({teacher.num_parameters():,} "
+        f"parameters) into a {student_description(recipe)} {PLAIN_CLASSES[recipe.algo].__name__} student on {recipe.env_id} "
+        f"for {recipe.n_timesteps:,} steps ({_settings_text(student)}) -> {run_dir}"
     )
     eval_callback = EvalCallback(
         recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),
@@ -173,27 +184,30 @@ def distill(
     train_seconds = time.perf_counter() - start
     student.save(run_dir / "student.zip")
 
-    # The teacher acts greedily on the values it was distilled from: its SB3 model is never unpickled
-    teacher_agent = GreedyAgent(student.teacher.q_values, student.device, saved_num_timesteps(str(recipe.teacher)))
+    # The teacher acts greedily on the values it was distilled from, or with its mean action: its SB3 model is never
+    # unpickled
+    teacher_agent = TeacherAgent(student.teacher, student.device, saved_num_timesteps(str(recipe.teacher)))
     eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
     sync_envs_normalization(env, eval_env)
-    teacher_result = evaluate_agent("teacher", teacher_agent, student.teacher.network, eval_env, eval_episodes)
-    student_result = evaluate_agent("student", student, student.q_net, eval_env, eval_episodes)
+    teacher_result = evaluate_agent("teacher", teacher_agent, student.teacher.num_parameters(), eval_env, eval_episodes)
+    student_result = evaluate_agent("student", student, acting_network(student), eval_env, eval_episodes)
     random_return = random_policy_return(eval_env, eval_episodes, seed=seed)
     print(
         f"\n{recipe.env_id}: distilled in {train_seconds:.0f} s\n"
-        + comparison_table(teacher_result, student_result, random_return, student.teacher_transitions)
+        + comparison_table(teacher_result, student_result, random_return, getattr(student, "teacher_transitions", 0))
     )
     comparison = comparison_dict(teacher_result, student_result, random_return)
     comparison.update(
         env_id=recipe.env_id,
-        teacher_path=str(recipe.teacher),
+        teacher_path=display_path(str(recipe.teacher)),
+        algo=recipe.algo,
         alpha=student.alpha,
         temperature=student.temperature,
+        distill_loss=student.distill_loss,
         seed=seed,
         train_seconds=round(train_seconds, 1),
         # The offline phase's teacher steps, apart from the student's own (student.env_steps)
-        teacher_transitions=student.teacher_transitions,
+        teacher_transitions=getattr(student, "teacher_transitions", 0),
         hyperparams=recipe.hyperparams,
         command=command,
     )
@@ -209,5 +223,9 @@ def distill(
             )
         )
     outputs.append(run_dir / "comparison.json")
-    print(f"\nSaved {outputs[0]} (loads with stable_baselines3.DQN.load), " + " and ".join(str(path) for path in outputs[1:]))
+    plain = PLAIN_CLASSES[recipe.algo]
+    print(
+        f"\nSaved {outputs[0]} (loads with {plain.__module__.split('.')[0]}.{plain.__name__}.load), "
+        + " and ".join(str(path) for path in outputs[1:])
+    )
     return comparison

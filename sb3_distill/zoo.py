@@ -1,5 +1,6 @@
 """
-RL Zoo glue: register ``distilled_dqn`` with rl_zoo3, then hand the command line to rl_zoo3.
+RL Zoo glue: register the students (``distilled_dqn``, ``distilled_qrdqn``, ``distilled_ppo``, ``distilled_sac``,
+``distilled_td3``) with rl_zoo3, then hand the command line to rl_zoo3.
 
     python -m sb3_distill.zoo --help
     python -m sb3_distill.zoo train --algo dqn --env CartPole-v1 --conf-file zoo_configs/dqn.yml
@@ -29,13 +30,20 @@ from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
 from rl_zoo3 import train as zoo_train
 from rl_zoo3.utils import ALGOS
 
-from sb3_distill.dqn import DistilledDQN
-from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, sample_distilled_dqn_params
-from sb3_distill.recipe import ALGO_NAME, DistillExperimentManager
+from sb3_distill.algorithms import STUDENT_ALGOS
+from sb3_distill.hyperparams_opt import (
+    convert_distilled_dqn_params,
+    sample_distilled_alpha_params,
+    sample_distilled_dqn_params,
+)
+from sb3_distill.recipe import DistillExperimentManager
+
+# The students whose terms have no temperature: their studies sample alpha alone
+WITHOUT_TEMPERATURE = ("distilled_sac", "distilled_td3")
 
 # rl_zoo3 scripts this wrapper can run, with what each does (for --help)
 ZOO_SCRIPTS = {
-    "train": "train an agent (any Zoo algo, or distilled_dqn), or tune it with -optimize",
+    "train": "train an agent (any Zoo algo, or a student: distilled_dqn, distilled_sac, ...), or tune it with -optimize",
     "enjoy": "run a trained agent from a log folder (-f) and print its mean reward",
     "record_video": "record a video of a trained agent (needs moviepy)",
     "record_training": "record_video for each checkpoint, the final and best model, joined (needs moviepy, ffmpeg)",
@@ -44,7 +52,7 @@ ZOO_SCRIPTS = {
 USAGE = f"""usage: python -m sb3_distill.zoo {{{",".join(ZOO_SCRIPTS)}}} [rl_zoo3 arguments ...]
        sb3-distill zoo {{{",".join(ZOO_SCRIPTS)}}} [rl_zoo3 arguments ...]
 
-Run an RL Zoo (rl_zoo3) script with the algorithm {ALGO_NAME} registered (--algo {ALGO_NAME}).
+Run an RL Zoo (rl_zoo3) script with the students registered (--algo {", ".join(STUDENT_ALGOS)}).
 
 scripts:
 {chr(10).join(f"  {script:<17}{description}" for script, description in ZOO_SCRIPTS.items())}
@@ -57,10 +65,12 @@ ZOO_SUBPROCESS_PREFIX = ("python", "-m")
 
 
 def register() -> None:
-    """Add ``distilled_dqn`` to rl_zoo3's algorithms, samplers and converters, and its experiment manager."""
-    ALGOS[ALGO_NAME] = DistilledDQN
-    zoo_hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_distilled_dqn_params
-    zoo_hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_distilled_dqn_params
+    """Add the students to rl_zoo3's algorithms, samplers and converters, and the project's experiment manager."""
+    for name, student in STUDENT_ALGOS.items():
+        ALGOS[name] = student
+        sampler = sample_distilled_alpha_params if name in WITHOUT_TEMPERATURE else sample_distilled_dqn_params
+        zoo_hyperparams_opt.HYPERPARAMS_SAMPLER[name] = sampler
+        zoo_hyperparams_opt.HYPERPARAMS_CONVERTER[name] = convert_distilled_dqn_params
     # rl_zoo3.train builds its ExperimentManager by this name; the subclass changes nothing for other algos
     zoo_train.ExperimentManager = DistillExperimentManager  # type: ignore[misc]
 

@@ -165,7 +165,8 @@ def test_env_without_an_entry_runs_from_default_with_a_teacher(tmp_path):
     assert main([*args, "-params", "learning_starts:50", "buffer_size:1000"]) == 0
     comparison = json.loads((tmp_path / "CartPole-v0_1" / "comparison.json").read_text())
     assert comparison["student"]["parameters"] == (4 * 64 + 64) + (64 * 64 + 64) + (64 * 2 + 2)
-    assert comparison["teacher_path"] == str(SHIPPED_TEACHER)
+    # Shown relative to the project, never as a folder of the machine it ran on
+    assert comparison["teacher_path"] == "zoo_configs/teachers/CartPole-v1_dqn.zip"
     assert comparison["hyperparams"]["buffer_size"] == 1000
 
 
@@ -220,3 +221,50 @@ def test_offline_phase_teacher_steps_are_reported_apart(tmp_path, capsys):
     assert "offline phase: 120 transitions acted by the teacher, not counted in the student's env steps" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize(
+    "algo, env_id, plain",
+    [
+        ("distilled_sac", "Pendulum-v1", "stable_baselines3.SAC"),
+        ("distilled_td3", "Pendulum-v1", "stable_baselines3.TD3"),
+        ("distilled_ppo", "CartPole-v1", "stable_baselines3.PPO"),
+        ("distilled_qrdqn", "CartPole-v1", "sb3_contrib.QRDQN"),
+    ],
+)
+def test_distill_any_student_from_its_entry(tmp_path, capsys, algo, env_id, plain):
+    import importlib
+
+    args = ["distill", "--algo", algo, "--env", env_id, *TINY_RUN, "-f", str(tmp_path)]
+    # Tiny budgets: updates from the first steps, a small net
+    overrides = ["policy_kwargs:dict(net_arch=[8])"]
+    if algo == "distilled_ppo":
+        overrides += ["n_envs:1", "n_steps:64", "batch_size:32", "n_epochs:1"]
+    else:
+        overrides += ["learning_starts:50", "buffer_size:1000"]
+    assert main([*args, "-params", *overrides]) == 0
+    printed = capsys.readouterr().out
+    run_dir = tmp_path / f"{env_id}_1"
+    comparison = json.loads((run_dir / "comparison.json").read_text())
+    assert comparison["algo"] == algo and comparison["env_id"] == env_id
+    assert f"loads with {plain}.load" in printed
+    module, name = plain.rsplit(".", 1)
+    loaded = getattr(importlib.import_module(module), name).load(run_dir / "student.zip")
+    assert loaded.num_timesteps >= 300
+
+
+def test_teacher_of_another_algorithm_uses_the_zoos_settings(tmp_path, capsys):
+    output = tmp_path / "sac.zip"
+    args = ["teacher", "--algo", "sac", "--env", "Pendulum-v1", "-n", "200", "--eval-episodes", "1", "--no-progress-bar"]
+    assert main([*args, "-o", str(output), "-params", "learning_starts:50", "policy_kwargs:dict(net_arch=[8])"]) == 0
+    metadata = json.loads(output.with_suffix(".json").read_text())
+    assert metadata["algo"] == "sac" and metadata["config_file"] == "zoo_configs/sac.yml"
+    assert metadata["parameters"] == (3 * 8 + 8) + 2 * (8 * 1 + 1)  # the actor: one hidden layer, mean and log_std heads
+    assert "Training a SAC teacher on Pendulum-v1" in capsys.readouterr().out
+
+
+def test_an_unknown_algo_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", "--algo", "distilled_a2c"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'distilled_a2c'" in capsys.readouterr().err

@@ -106,8 +106,16 @@ def test_config_without_entry_or_default_is_refused(tmp_path):
         make_recipe("CartPole-v1", "dqn", conf_file=config)
     with pytest.raises(FileNotFoundError, match=r"missing\.yml"):
         make_recipe("CartPole-v1", conf_file=tmp_path / "missing.yml")
-    with pytest.raises(ValueError, match="algo='ppo'"):
-        make_recipe("CartPole-v1", "ppo")
+    with pytest.raises(ValueError, match=r"algo='ddqn' is not a known algorithm: choose one of \[.*'distilled_sac'"):
+        make_recipe("CartPole-v1", "ddqn")
+
+
+def test_a_teacher_algorithm_without_a_project_config_reads_the_zoos_own():
+    # The project tunes dqn and sac teachers (zoo_configs/); ppo's settings come from rl_zoo3's hyperparams/ppo.yml
+    recipe = make_recipe("CartPole-v1", "ppo")
+    assert recipe.config_file.parts[-2:] == ("hyperparams", "ppo.yml") and "rl_zoo3" in recipe.config_file.parts
+    assert recipe.model_kwargs["n_steps"] == 32 and recipe.n_envs == 8
+    assert make_recipe("Pendulum-v1", "sac").config_file.name == "sac.yml"
 
 
 def test_relative_teacher_from_the_caller_is_taken_from_the_working_directory(tmp_path, monkeypatch):

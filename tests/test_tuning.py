@@ -763,3 +763,13 @@ def test_performance_size_search_front_and_smallest_entry_have_alpha_0(tmp_path)
     entry = make_recipe("CartPole-v1", conf_file=tmp_path / "smallest_student.yml").hyperparams
     assert (entry["alpha"], entry["alpha_0"], entry["temperature"]) == ("performance", 0.5, 0.1)
     assert entry["policy_kwargs"] == "dict(net_arch=[16])"
+
+
+def test_the_alpha_only_sampler_samples_no_temperature():
+    from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, sample_distilled_alpha_params
+
+    study = optuna.create_study()
+    trial = study.ask()
+    sampled = sample_distilled_alpha_params(trial)
+    assert set(sampled) == {"alpha"} and 0.0 <= sampled["alpha"] <= 1.0
+    assert convert_distilled_dqn_params(trial.params) == sampled

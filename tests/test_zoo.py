@@ -69,11 +69,15 @@ def video_frames(path: Path) -> int:
 
 
 def test_register_reaches_every_zoo_module_once(monkeypatch, capsys):
-    # rl_zoo3 modules that imported ALGOS by name: a rebound dict would leave them without distilled_dqn
+    from sb3_distill.algorithms import STUDENT_ALGOS
+    from sb3_distill.hyperparams_opt import sample_distilled_alpha_params, sample_distilled_dqn_params
+
+    # rl_zoo3 modules that imported ALGOS by name: a rebound dict would leave them without the students
     zoo_modules = [importlib.import_module(f"rl_zoo3.{name}") for name in ("train", "exp_manager", "enjoy", "record_video")]
-    monkeypatch.delitem(ALGOS, "distilled_dqn", raising=False)
-    monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_SAMPLER, "distilled_dqn", raising=False)
-    monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_CONVERTER, "distilled_dqn", raising=False)
+    for name in STUDENT_ALGOS:
+        monkeypatch.delitem(ALGOS, name, raising=False)
+        monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_SAMPLER, name, raising=False)
+        monkeypatch.delitem(zoo_hyperparams_opt.HYPERPARAMS_CONVERTER, name, raising=False)
     monkeypatch.setattr(zoo_train, "ExperimentManager", zoo_train.ExperimentManager)
     algos_before = list(ALGOS)
 
@@ -81,9 +85,13 @@ def test_register_reaches_every_zoo_module_once(monkeypatch, capsys):
     register()
     for module in zoo_modules:
         assert module.ALGOS["distilled_dqn"] is DistilledDQN, module.__name__
-    assert list(ALGOS) == [*algos_before, "distilled_dqn"]  # one entry, the others untouched
-    assert "distilled_dqn" in zoo_hyperparams_opt.HYPERPARAMS_SAMPLER
-    assert "distilled_dqn" in zoo_hyperparams_opt.HYPERPARAMS_CONVERTER
+    # One entry per student, the others untouched
+    assert list(ALGOS) == [*algos_before, *STUDENT_ALGOS]
+    assert all(ALGOS[name] is student for name, student in STUDENT_ALGOS.items())
+    assert set(STUDENT_ALGOS) <= set(zoo_hyperparams_opt.HYPERPARAMS_CONVERTER)
+    # The Gaussian and MSE terms of SAC and TD3 students have no temperature to search
+    assert zoo_hyperparams_opt.HYPERPARAMS_SAMPLER["distilled_sac"] is sample_distilled_alpha_params
+    assert zoo_hyperparams_opt.HYPERPARAMS_SAMPLER["distilled_ppo"] is sample_distilled_dqn_params
     assert zoo_train.ExperimentManager is DistillExperimentManager
 
     # rl_zoo3.train's own parser takes --algo distilled_dqn (its choices are read when it parses)
