@@ -209,7 +209,8 @@ def values_network(policy: BasePolicy) -> tuple[str, nn.Module]:
     from stable_baselines3.sac.policies import SACPolicy
     from stable_baselines3.td3.policies import TD3Policy
 
-    if getattr(policy, "use_sde", False):
+    # Actor-critic policies hold the flag, SAC and TQC their actor
+    if getattr(policy, "use_sde", False) or getattr(getattr(policy, "actor", None), "use_sde", False):
         raise TypeError(
             f"A teacher with gSDE exploration ({type(policy).__name__} with use_sde=True) is not supported: its action "
             "distribution's spread depends on noise parameters resampled during training, not only on the observation"
