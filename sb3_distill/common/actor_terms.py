@@ -1,5 +1,6 @@
 """
-What the SAC and TD3 students share: the actor terms (a KL between SAC's pre-tanh Gaussians, the MSE between mean
+What the students of continuous control share (SAC and TD3; PPO with Box actions takes the action MSE, the action gap
+and the finite-loss check): the actor terms (a KL between SAC's pre-tanh Gaussians, the MSE between mean
 actions in the env's scaled [-1, 1] space, where the teacher's come from ``Teacher.scaled_actions_of``), the critic term
 (the teacher's critic on the replay batch's actions), and the checks and logs around them.
 
@@ -7,7 +8,6 @@ The terms are pure tensor functions; :class:`ContinuousOffPolicyDistillationMixi
 students share, so that each student module says only where the terms enter its algorithm's losses.
 """
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ import torch as th
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch.nn import functional as F
 
+from sb3_distill.common.checks import check_finite_loss
 from sb3_distill.common.losses import gaussian_kl, scaled_action_mse
 from sb3_distill.common.off_policy import OffPolicyDistillationMixin
 from sb3_distill.common.pairs import KIND_FAMILIES, check_distill_loss_name, resolve_distill_loss
@@ -128,9 +129,10 @@ def check_finite_update(
     network: str, loss: float, own_loss: float, distill_loss: float | None, alpha: float, update: int, num_timesteps: int
 ) -> None:
     """
-    Fail, before a network is updated, if its loss is NaN or inf.
+    Fail, before a network is updated, if its loss is NaN or inf (:func:`sb3_distill.common.checks.check_finite_loss`
+    for one network of an actor-critic student).
 
-    :param network: Which network the loss updates (``"actor"``, ``"critic"``)
+    :param network: Which network the loss updates (``"actor"``, ``"critic"``, ``"policy"``)
     :param loss: The loss about to be minimised
     :param own_loss: Its part from the student's algorithm
     :param distill_loss: Its distillation term (None without a teacher)
@@ -138,14 +140,7 @@ def check_finite_update(
     :param update: The number of the update (gradient step), counted from 1 over the model's life
     :param num_timesteps: The model's ``num_timesteps``
     """
-    if math.isfinite(loss):
-        return
-    distill_text = f"{distill_loss}" if distill_loss is not None else "none (no teacher)"
-    raise ValueError(
-        f"Non-finite {network} loss at update {update} (num_timesteps={num_timesteps}): loss={loss}, "
-        f"algorithm's own {network} loss={own_loss}, distill_loss={distill_text}, alpha={alpha}; the {network} was not "
-        "updated. Check the rewards (inf or NaN?), the teacher, learning_rate"
-    )
+    check_finite_loss(loss, own_loss, distill_loss, alpha, update, num_timesteps, f"{network}_loss", network)
 
 
 class ContinuousOffPolicyDistillationMixin(OffPolicyDistillationMixin):

@@ -75,23 +75,34 @@ def check_teacher_sees_raw_observations(
 
 
 def check_finite_loss(
-    loss: float, td_loss: float, distill_loss: float | None, alpha: float, update: int, num_timesteps: int
+    loss: float,
+    own_loss: float,
+    distill_loss: float | None,
+    alpha: float,
+    update: int,
+    num_timesteps: int,
+    own_loss_name: str = "td_loss",
+    network: str | None = None,
 ) -> None:
     """
     Fail, before any weight is updated, if the loss of a gradient step is NaN or inf.
 
     :param loss: The value of the loss about to be minimised
-    :param td_loss: Its TD term's
+    :param own_loss: Its part from the student's algorithm (DQN's TD loss, QR-DQN's quantile loss, SAC's actor loss, ...)
     :param distill_loss: Its distillation term's (None without a teacher)
     :param alpha: The weight of the distillation term
     :param update: The number of the update (gradient step) the loss is for, counted from 1 over the model's life
     :param num_timesteps: The model's ``num_timesteps``
+    :param own_loss_name: The name of ``own_loss`` in the message
+    :param network: The network the loss updates (``"actor"``, ``"critic"``, ``"policy"``), None for the whole student
     """
     if math.isfinite(loss):
         return
     distill_text = f"{distill_loss}" if distill_loss is not None else "none (no teacher)"
+    which = "" if network is None else f"{network} "
     raise ValueError(
-        f"Non-finite loss at update {update} (num_timesteps={num_timesteps}): "
-        f"loss={loss}, td_loss={td_loss}, distill_loss={distill_text}, alpha={alpha}; "
-        "the student was not updated. Check the rewards (inf or NaN?), learning_rate and max_grad_norm"
+        f"Non-finite {which}loss at update {update} (num_timesteps={num_timesteps}): "
+        f"loss={loss}, {own_loss_name}={own_loss}, distill_loss={distill_text}, alpha={alpha}; "
+        f"the {network or 'student'} was not updated. Check the rewards (inf or NaN?), the teacher, learning_rate and "
+        "max_grad_norm"
     )

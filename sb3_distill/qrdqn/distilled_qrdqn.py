@@ -372,8 +372,9 @@ class DistilledQRDQN(OffPolicyDistillationMixin, QRDQN):
                 distill_losses.append(distill_loss_value)
             # A NaN or inf loss would make every weight NaN at once: stop before the gradient reaches them
             check_finite_loss(
-                loss_value, qr_loss_value, distill_loss_value, alpha, self._n_updates + gradient_step + 1, self.num_timesteps
-            )
+                loss_value, qr_loss_value, distill_loss_value, alpha, self._n_updates + gradient_step + 1,
+                self.num_timesteps, own_loss_name="qr_loss",
+            )  # fmt: skip
             qr_losses.append(qr_loss_value)
             losses.append(loss_value)
 
