@@ -384,3 +384,21 @@ def test_early_evaluations_replay_a_recipe_variant(tmp_path):
     assert "6 of 6 evaluations at the main grid's steps equal the records'; 0 replays departed" in completed.stdout
     rows = read_csv(tmp_path / "replays" / "results.csv")
     assert [(row["arm"], row["parameters"]) for row in rows] == [("distilled, constant alpha", str(4 * 8 + 8 + 8 * 2 + 2))]
+
+
+def test_continuous_smoke_records_every_run_and_resumes(tmp_path):
+    output = run_smoke("continuous.py", tmp_path, "--workers", "1")
+    assert "0 of 6 runs already recorded; running 6" in output
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [row["arm"] for row in rows] == ["distilled SAC", "distilled TD3", "SAC scratch, teacher net"]
+    assert all(row["seeds"] == "2" for row in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # The configs as the package names them, never this machine's paths
+    assert summary["configs"]["distilled SAC"] == "zoo_configs/distilled_sac.yml"
+    references = json.loads((tmp_path / "references.json").read_text())["Pendulum-v1"]
+    assert references["teacher_path"] == "zoo_configs/teachers/Pendulum-v1_sac.zip"
+    assert references["teacher_return"] > references["random_return"]
+    runs = read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 6 and {run["budget"] for run in runs} == {"300"}
+    # A rerun trains nothing
+    assert "6 of 6 runs already recorded; running 0" in run_smoke("continuous.py", tmp_path, "--workers", "1")
