@@ -23,25 +23,34 @@ def zoo_configs_dir() -> Path:
     return project_data_dir("zoo_configs")
 
 
-def shipped_teachers() -> list[str]:
-    """The env ids that have a teacher shipped with the package (``zoo_configs/teachers/<env>_dqn.zip``), sorted."""
-    suffix = "_dqn.zip"
+def shipped_teachers(algo: str = "dqn") -> list[str]:
+    """
+    The env ids that have a teacher of ``algo`` shipped with the package (``zoo_configs/teachers/<env>_<algo>.zip``),
+    sorted.
+
+    :param algo: The teacher's algorithm, by its Zoo name (``dqn``, ``sac``)
+    """
+    suffix = f"_{algo}.zip"
     return sorted(path.name[: -len(suffix)] for path in (zoo_configs_dir() / "teachers").glob(f"*{suffix}"))
 
 
-def shipped_teacher(env_id: str) -> Path:
+def shipped_teacher(env_id: str, algo: str = "dqn") -> Path:
     """
-    The teacher zip that ships with the package for an env, e.g. ``shipped_teacher("CartPole-v1")``: found in a
-    source checkout (and an editable install) as in a regular install. Give it as ``DistilledDQN(teacher=...)``.
+    The teacher zip that ships with the package for an env, e.g. ``shipped_teacher("CartPole-v1")`` or
+    ``shipped_teacher("Pendulum-v1", algo="sac")``: found in a source checkout (and an editable install) as in a regular
+    install. Give it as ``DistilledDQN(teacher=...)``.
 
     :param env_id: The env id (``CartPole-v1``; ``MinAtar/Breakout-v1`` is filed as ``MinAtar-Breakout-v1``)
-    :return: The path of ``zoo_configs/teachers/<env_id>_dqn.zip``, ``/`` in the id written ``-`` as in the Zoo's file names
+    :param algo: The teacher's algorithm, by its Zoo name (``dqn``, ``sac``)
+    :return: The path of ``zoo_configs/teachers/<env_id>_<algo>.zip``, ``/`` in the id written ``-`` as in the Zoo's file
+        names
     """
-    path = zoo_configs_dir() / "teachers" / f"{env_id.replace('/', '-')}_dqn.zip"
+    path = zoo_configs_dir() / "teachers" / f"{env_id.replace('/', '-')}_{algo}.zip"
     if not path.is_file():
         raise ValueError(
-            f"No teacher ships for env {env_id!r} (no {str(path)!r}); the envs with a shipped teacher are "
-            f"{shipped_teachers()}. Train one with `sb3-distill teacher --env {env_id}` and pass its path instead."
+            f"No {algo} teacher ships for env {env_id!r} (no {str(path)!r}); the envs with a shipped {algo} teacher are "
+            f"{shipped_teachers(algo)}. Train one with `sb3-distill teacher --algo {algo} --env {env_id}` and pass its "
+            "path instead."
         )
     return path
 

@@ -28,6 +28,14 @@ def test_shipped_teachers_lists_the_teacher_folder():
         assert shipped_teacher(env_id).is_file()
 
 
+def test_shipped_teachers_of_another_algorithm():
+    assert shipped_teachers("sac") == ["Pendulum-v1"]
+    path = shipped_teacher("Pendulum-v1", algo="sac")
+    assert path.name == "Pendulum-v1_sac.zip" and path.with_suffix(".json").is_file()
+    with pytest.raises(ValueError, match=r"No sac teacher ships for env 'CartPole-v1'.*\['Pendulum-v1'\].*--algo sac"):
+        shipped_teacher("CartPole-v1", algo="sac")
+
+
 def test_shipped_teacher_of_an_env_without_one_names_it_and_the_envs_with_one():
     with pytest.raises(ValueError, match="PongNoFrameskip-v4") as error:
         shipped_teacher("PongNoFrameskip-v4")

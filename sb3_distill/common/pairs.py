@@ -144,3 +144,14 @@ def compatibility_rows() -> list[tuple[str, str, str]]:
     return [
         (student, KIND_FAMILIES[kind], ", ".join(terms_for(student, kind)) or "refused") for student in TERMS for kind in kinds
     ]
+
+
+def compatibility_table_markdown() -> str:
+    """The compatibility table as the documentation shows it (one row per teacher family, one column per student)."""
+    rows = compatibility_rows()
+    students = list(TERMS)
+    families = list(dict.fromkeys(family for _, family, _ in rows))
+    terms = {(student, family): text for student, family, text in rows}
+    lines = [f"| teacher \\ student | {' | '.join(students)} |", "|---|" + "---|" * len(students)]
+    lines += [f"| {family} | {' | '.join(terms[student, family] for student in students)} |" for family in families]
+    return "\n".join(lines)
