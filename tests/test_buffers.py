@@ -4,6 +4,7 @@ import base64
 import json
 import subprocess
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -219,12 +220,67 @@ def test_vec_normalize_gives_the_teacher_the_raw_stored_observations(cartpole_te
     assert not th.allclose(student.teacher.q_values(normalized), stored)
 
 
-def test_vec_normalize_without_the_cache_is_refused(cartpole_teacher_path):
+def test_vec_normalize_without_the_cache_gives_the_teacher_the_raw_sampled_observations(cartpole_teacher_path):
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
     student = DistilledDQN("MlpPolicy", env, teacher=cartpole_teacher_path, teacher_cache=False, **STUDENT_KWARGS)
-    with pytest.raises(ValueError, match=r"raw observations the replay buffer stores: keep teacher_cache=True \(now False\)"):
-        student.learn(100)
-    assert student.num_timesteps == 0
+    student.learn(100)
+    assert not student._uses_teacher_values()
+    batch = student._sample_replay(16)
+    # The student's observations are normalized with its statistics; the teacher's values are of the raw ones
+    raw = th.as_tensor(student._vec_normalize_env.unnormalize_obs(batch.observations.numpy()))
+    th.testing.assert_close(batch.teacher_q_values, student.teacher.q_values(raw), rtol=1e-4, atol=1e-4)
+    assert not th.allclose(batch.teacher_q_values, student.teacher.q_values(batch.observations), atol=1e-3)
+
+
+def test_her_with_vec_normalize_distills_on_the_raw_relabelled_observations(tmp_path):
+    from gymnasium import spaces
+    from stable_baselines3 import DQN, HerReplayBuffer
+    from stable_baselines3.common.envs import BitFlippingEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class BoxBitFlipping(BitFlippingEnv):
+        """SB3's goal env with float Box observations, which VecNormalize normalizes."""
+
+        def __init__(self):
+            super().__init__(n_bits=4, continuous=False, max_steps=4)
+            box = spaces.Box(0.0, 1.0, (4,), np.float32)
+            self.observation_space = spaces.Dict({"observation": box, "achieved_goal": box, "desired_goal": box})
+
+        def _get_obs(self):
+            return {key: np.asarray(value, dtype=np.float32) for key, value in super()._get_obs().items()}
+
+    def bit_flipping():
+        return BoxBitFlipping()
+
+    her = dict(replay_buffer_class=HerReplayBuffer, replay_buffer_kwargs=dict(n_sampled_goal=2))
+    teacher = DQN("MultiInputPolicy", bit_flipping(), learning_starts=20, policy_kwargs=dict(net_arch=[16]), **her)
+    teacher.learn(60)
+    env = VecNormalize(DummyVecEnv([bit_flipping]), norm_reward=False)
+    with warnings.catch_warnings():
+        # The default teacher_cache has no effect with HER, and says nothing about it
+        warnings.simplefilter("error")
+        student = DistilledDQN("MultiInputPolicy", env, teacher=teacher, learning_starts=20, buffer_size=1000,
+                               policy_kwargs=dict(net_arch=[8]), seed=0, **her)  # fmt: skip
+        student.learn(80)
+        # As SB3's own HER tests do: no warning when the buffer is saved and loaded back either
+        student.save_replay_buffer(tmp_path / "her_buffer.pkl")
+        student.load_replay_buffer(tmp_path / "her_buffer.pkl")
+    assert student._n_updates > 0 and not student._uses_teacher_values()
+    # The batch is sampled once, raw (relabelled by HER): the teacher's values are of it, the student's observations
+    # are it normalized with the student's statistics
+    sampled = []
+    sample = student.replay_buffer.sample
+    student.replay_buffer.sample = lambda *args, **kwargs: sampled.append((kwargs, sample(*args, **kwargs))) or sampled[-1][1]
+    batch = student._sample_replay(8)
+    ((kwargs, raw),) = sampled
+    assert kwargs == {"env": None}
+    th.testing.assert_close(batch.teacher_q_values, student.teacher.q_values(raw.observations))
+    normalized = env.normalize_obs({key: value.numpy() for key, value in raw.observations.items()})
+    for key, value in batch.observations.items():
+        np.testing.assert_allclose(value.numpy(), normalized[key], rtol=1e-6)
+    # Asked for explicitly, the cache that cannot be warns
+    with pytest.warns(UserWarning, match="teacher_cache=True has no effect with HerReplayBuffer"):
+        DistilledDQN("MultiInputPolicy", env, teacher=teacher, teacher_cache=True, learning_starts=20, **her)
 
 
 def test_replay_buffer_saved_by_dqn_gains_values(tmp_path, cartpole_teacher_path):
@@ -359,12 +415,12 @@ def test_saved_replay_buffer_loads_in_plain_sb3_and_regains_values(tmp_path, car
     assert_cached_values_match_the_teacher(reloaded)
 
 
-def test_other_buffer_classes_warn_and_evaluate_per_batch(cartpole_teacher_path):
+def test_other_buffer_classes_warn_when_the_cache_is_asked_for_and_evaluate_per_batch(cartpole_teacher_path):
     class CustomReplayBuffer(ReplayBuffer):
         pass
 
     with pytest.warns(UserWarning, match="teacher_cache=True has no effect with CustomReplayBuffer"):
-        student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path,
+        student = DistilledDQN("MlpPolicy", "CartPole-v1", teacher=cartpole_teacher_path, teacher_cache=True,
                                replay_buffer_class=CustomReplayBuffer, **STUDENT_KWARGS)  # fmt: skip
     assert type(student.replay_buffer) is CustomReplayBuffer
     assert student.replay_buffer_class is CustomReplayBuffer

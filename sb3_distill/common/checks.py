@@ -5,10 +5,7 @@ teacher, and a finite loss before any weight is updated.
 
 import math
 
-from stable_baselines3.common.buffers import ReplayBuffer
-
 from sb3_distill.common.alpha import AlphaLike
-from sb3_distill.common.replay import uses_teacher_values
 from sb3_distill.common.teacher import Teacher, TeacherLike
 
 
@@ -50,27 +47,6 @@ def check_teacher_ready(teacher: Teacher | None, alpha: AlphaLike, student_class
             f"This {student_class} has alpha={alpha!r} but no teacher (teachers are never saved with the student): "
             f"load it with {student_class}.load(path, env=env, teacher='teacher.zip') or call "
             "model.set_teacher('teacher.zip') before learn()"
-        )
-
-
-def check_teacher_sees_raw_observations(
-    teacher: Teacher | None, teacher_cache: bool, replay_buffer: ReplayBuffer | None, vec_normalize: bool
-) -> None:
-    """
-    Fail, before training, unless the teacher of a student trained behind ``VecNormalize`` sees the raw observations
-    it was trained on: the replay buffer's stored ones, through the teacher-value cache.
-
-    :param teacher: The model's teacher
-    :param teacher_cache: Its ``teacher_cache``
-    :param replay_buffer: Its replay buffer
-    :param vec_normalize: Whether its env is wrapped in a ``VecNormalize``
-    """
-    if teacher is not None and vec_normalize and not uses_teacher_values(teacher_cache, teacher, replay_buffer):
-        # Batches come normalized with the student's statistics, which the teacher never saw
-        raise ValueError(
-            f"With a VecNormalize env, the teacher must see the raw observations the replay buffer stores: keep "
-            f"teacher_cache=True (now {teacher_cache!r}) with SB3's ReplayBuffer, DictReplayBuffer or "
-            f"NStepReplayBuffer (now {type(replay_buffer).__name__})"
         )
 
 

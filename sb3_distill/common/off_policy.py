@@ -8,13 +8,13 @@ import io
 import pathlib
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import configure_logger
 
-from sb3_distill.common.buffers import TeacherValuesMixin
-from sb3_distill.common.checks import check_teacher_sees_raw_observations
+from sb3_distill.common.buffers import TeacherReplayBufferSamples, TeacherValuesMixin
 from sb3_distill.common.distillation import DistillationMixin
 from sb3_distill.common.offline import check_offline_settings, collect_teacher_transitions
 from sb3_distill.common.replay import (
@@ -43,9 +43,16 @@ class OffPolicyDistillationMixin(DistillationMixin):
     _logger: Any
 
     def _init_off_policy_distillation(
-        self, teacher_cache: bool, offline_transitions: int, offline_gradient_steps: int, offline_epsilon: float
+        self, teacher_cache: bool | None, offline_transitions: int, offline_gradient_steps: int, offline_epsilon: float
     ) -> None:
-        """Set the cache and offline-phase settings (called by the student's ``__init__`` before ``_init_distillation``)."""
+        """
+        Set the cache and offline-phase settings (called by the student's ``__init__`` before ``_init_distillation``).
+
+        ``teacher_cache``: None (the default) keeps the teacher's values in the replay buffer where its class allows,
+        silently; True asks for it, with a warning where it has no effect; False evaluates the teacher on each batch.
+        """
+        if teacher_cache not in (None, True, False):
+            raise TypeError(f"teacher_cache={teacher_cache!r} must be None (where the buffer allows), True or False")
         self.teacher_cache = teacher_cache
         self.offline_transitions = offline_transitions
         self.offline_gradient_steps = offline_gradient_steps
@@ -61,7 +68,8 @@ class OffPolicyDistillationMixin(DistillationMixin):
     def _setup_model(self) -> None:
         self._check_settings()
         self._setup_alpha()
-        sb3_buffer_class = use_teacher_values_buffer(self) if self.teacher_cache else None  # type: ignore[arg-type]
+        use_cache = self.teacher_cache is not False
+        sb3_buffer_class = use_teacher_values_buffer(self, warn=self.teacher_cache is True) if use_cache else None  # type: ignore[arg-type]
         with sb3_n_steps_warning_ignored(self, sb3_buffer_class):  # type: ignore[arg-type]
             super()._setup_model()  # type: ignore[misc]
         if sb3_buffer_class is not None:
@@ -99,11 +107,33 @@ class OffPolicyDistillationMixin(DistillationMixin):
         """Whether updates read the teacher's values from the replay buffer rather than computing them."""
         return uses_teacher_values(self.teacher_cache, self.teacher, self.replay_buffer)
 
-    def _check_teacher_ready(self) -> None:
-        super()._check_teacher_ready()
-        check_teacher_sees_raw_observations(
-            self.teacher, self.teacher_cache, self.replay_buffer, vec_normalize=self._vec_normalize_env is not None
+    def _sample_replay(self, batch_size: int) -> Any:
+        """
+        A batch of the replay buffer for ``train()``, with the teacher's values of its raw observations
+        (``teacher_q_values``): those the buffer keeps, or, behind a ``VecNormalize`` env without the cache (HER, a
+        custom buffer, ``teacher_cache=False``), computed here on the raw sampled (and relabelled) observations before
+        they are normalized for the student as SB3's buffers normalize them. Otherwise the batch as SB3 samples it.
+
+        :param batch_size: The batch size
+        """
+        env = self._vec_normalize_env
+        if env is None or self.teacher is None or self._uses_teacher_values():
+            return self.replay_buffer.sample(batch_size, env=env)
+        raw = self.replay_buffer.sample(batch_size, env=None)
+        # The teacher sees what it saw in its own training: the raw observations (its own statistics, if any, apply)
+        teacher_values = self.teacher.values(raw.observations)
+
+        def normalized(observations: Any) -> Any:
+            if isinstance(observations, dict):
+                arrays = {key: value.cpu().numpy() for key, value in observations.items()}
+                return {key: th.as_tensor(value, device=self.device) for key, value in env.normalize_obs(arrays).items()}
+            return th.as_tensor(env.normalize_obs(observations.cpu().numpy()), device=self.device)
+
+        rewards = th.as_tensor(env.normalize_reward(raw.rewards.cpu().numpy()).astype(np.float32), device=self.device)
+        samples = raw._replace(
+            observations=normalized(raw.observations), next_observations=normalized(raw.next_observations), rewards=rewards
         )
+        return TeacherReplayBufferSamples(*samples, teacher_values)  # type: ignore[call-arg]
 
     def _prepare_teacher_values(self) -> None:
         """Before a ``train()`` call's updates: the buffer evaluates new transitions when a batch first samples one."""

@@ -15,15 +15,16 @@ from sb3_distill.common.buffers import TEACHER_VALUES_BUFFERS, TeacherValuesMixi
 from sb3_distill.common.teacher import Teacher
 
 
-def use_teacher_values_buffer(model: OffPolicyAlgorithm) -> type[ReplayBuffer] | None:
+def use_teacher_values_buffer(model: OffPolicyAlgorithm, warn: bool = True) -> type[ReplayBuffer] | None:
     """
     Have SB3 build the replay buffer as the class that keeps the teacher's values (``teacher_cache=True``).
 
     The class extends the one SB3 would build (OffPolicyAlgorithm._setup_model): ``replay_buffer_class`` if
     given, else a ``DictReplayBuffer`` for a Dict observation space, a ``NStepReplayBuffer`` when ``n_steps > 1``,
-    a ``ReplayBuffer`` otherwise. Other classes are kept, with a warning.
+    a ``ReplayBuffer`` otherwise. Other classes are kept, with a warning when ``warn``.
 
     :param model: The model, before SB3's ``_setup_model``: its ``replay_buffer_class`` (and kwargs) are set
+    :param warn: Warn when the class cannot keep the values (the user asked for the cache: ``teacher_cache=True``)
     :return: SB3's class, to keep as ``replay_buffer_class`` once the buffer is built; None if unchanged
     """
     if model.replay_buffer_class is None:
@@ -42,7 +43,8 @@ def use_teacher_values_buffer(model: OffPolicyAlgorithm) -> type[ReplayBuffer] |
         return None  # passed by the user: theirs to save
     teacher_values_class = TEACHER_VALUES_BUFFERS.get(sb3_buffer_class)
     if teacher_values_class is None:
-        warn_teacher_cache_unsupported(sb3_buffer_class)
+        if warn:
+            warn_teacher_cache_unsupported(sb3_buffer_class)
         return None
     model.replay_buffer_class = teacher_values_class  # type: ignore[assignment]
     return sb3_buffer_class
@@ -75,19 +77,20 @@ def warn_teacher_cache_unsupported(buffer_class: type) -> None:
     )
 
 
-def loaded_replay_buffer(replay_buffer: ReplayBuffer, teacher_cache: bool) -> ReplayBuffer:
+def loaded_replay_buffer(replay_buffer: ReplayBuffer, teacher_cache: bool | None) -> ReplayBuffer:
     """
     A replay buffer just loaded from a file (saved by DQN, or by DistilledDQN, which saves SB3's class), with teacher
     values when ``teacher_cache`` and its class allows, none of them computed yet.
 
     :param replay_buffer: The loaded buffer
-    :param teacher_cache: Whether the model keeps the teacher's values in its replay buffer
+    :param teacher_cache: The model's ``teacher_cache``: None (where the class allows, silently), True (warn where it
+        cannot) or False
     :return: The buffer to use
     """
     teacher_values_class = TEACHER_VALUES_BUFFERS.get(type(replay_buffer))
-    if teacher_cache and teacher_values_class is not None:
+    if teacher_cache is not False and teacher_values_class is not None:
         replay_buffer = teacher_values_class.from_sb3_buffer(replay_buffer)  # type: ignore[assignment]
-    elif teacher_cache and not isinstance(replay_buffer, TeacherValuesMixin):
+    elif teacher_cache is True and not isinstance(replay_buffer, TeacherValuesMixin):
         warn_teacher_cache_unsupported(type(replay_buffer))
     if isinstance(replay_buffer, TeacherValuesMixin):
         # None of its values may come from this teacher
@@ -95,7 +98,7 @@ def loaded_replay_buffer(replay_buffer: ReplayBuffer, teacher_cache: bool) -> Re
     return replay_buffer
 
 
-def uses_teacher_values(teacher_cache: bool, teacher: Teacher | None, replay_buffer: ReplayBuffer | None) -> bool:
+def uses_teacher_values(teacher_cache: bool | None, teacher: Teacher | None, replay_buffer: ReplayBuffer | None) -> bool:
     """
     Whether updates read the teacher's values from the replay buffer rather than computing them.
 
@@ -104,7 +107,7 @@ def uses_teacher_values(teacher_cache: bool, teacher: Teacher | None, replay_buf
     :param replay_buffer: Its replay buffer
     """
     return (
-        teacher_cache
+        teacher_cache is not False
         and teacher is not None
         # Stored observations are raw, as the teacher saw them in training (a teacher trained with VecNormalize
         # applies its own frozen statistics); sampled ones are normalized with the student's running statistics

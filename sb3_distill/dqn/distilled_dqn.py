@@ -84,9 +84,10 @@ class DistilledDQN(OffPolicyDistillationMixin, DQN):
     :param teacher_cache: Evaluate the teacher once per stored transition (in one batched pass over the
         transitions added since the last pass, when a sampled batch first includes one) and keep its values in the
         replay buffer, instead of on every sampled batch. Costs ``n_actions`` float32 per stored transition. Works
-        with SB3's ``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers the teacher
-        is evaluated on each batch. Required with a ``VecNormalize`` env (the teacher sees the raw stored
-        observations).
+        with SB3's ``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer``; with other buffers (HER) the teacher
+        is evaluated on each batch. None (default): kept where the buffer allows, silently; True: the same, with a
+        warning where it has no effect; False: evaluated on each batch. With a ``VecNormalize`` env the teacher sees the
+        raw observations either way (the stored ones, or the sampled ones before they are normalized).
     :param trust_teacher: Whether a teacher given as a path comes from a source you trust. False (default): it is
         read without unpickling. True: SB3's full loader (which can run code from the file) and the Zoo run's
         ``vecnormalize.pkl`` statistics are used. Has no effect on a teacher given as an object.
@@ -142,7 +143,7 @@ class DistilledDQN(OffPolicyDistillationMixin, DQN):
         teacher: TeacherLike | None = None,
         alpha: AlphaLike = 0.5,
         temperature: float = 1.0,
-        teacher_cache: bool = True,
+        teacher_cache: bool | None = None,
         trust_teacher: bool = False,
         distill_loss: str = "kl",
         alpha_0: float = 1.0,
@@ -261,8 +262,8 @@ class DistilledDQN(OffPolicyDistillationMixin, DQN):
         # are read together, and the greedy agreement is computed only when the logs are written (dump_logs)
         td_losses, distill_losses, losses = [], [], []
         for gradient_step in range(gradient_steps):
-            # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # Sample replay buffer (with the teacher's values of the raw observations)
+            replay_data = self._sample_replay(batch_size)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 

@@ -153,7 +153,8 @@ class DistilledQRDQN(OffPolicyDistillationMixin, QRDQN):
         the offline phase; the target network is updated every ``target_update_interval`` of them and at the end
     :param offline_epsilon: Probability of a random action instead of the teacher's greedy one in the offline phase
     :param teacher_cache: Evaluate the teacher's values once per stored transition and keep them in the replay buffer,
-        instead of on every sampled batch. Required with a ``VecNormalize`` env
+        instead of on every sampled batch. None (default): kept where the buffer allows, silently; True: the same,
+        with a warning where it has no effect; False: evaluated on each batch
     :param trust_teacher: Whether a teacher given as a path comes from a source you trust (SB3's full loader, which can
         run code from the file, and the Zoo run's ``vecnormalize.pkl``). No effect on a teacher given as an object
     :param learning_rate: The learning rate, it can be a function
@@ -205,7 +206,7 @@ class DistilledQRDQN(OffPolicyDistillationMixin, QRDQN):
         teacher: TeacherLike | None = None,
         alpha: AlphaLike = 0.5,
         temperature: float = 1.0,
-        teacher_cache: bool = True,
+        teacher_cache: bool | None = None,
         trust_teacher: bool = False,
         distill_loss: str = "kl",
         quantile_term: bool = True,
@@ -330,8 +331,8 @@ class DistilledQRDQN(OffPolicyDistillationMixin, QRDQN):
 
         qr_losses, distill_losses, losses = [], [], []
         for gradient_step in range(gradient_steps):
-            # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # Sample replay buffer (with the teacher's values of the raw observations)
+            replay_data = self._sample_replay(batch_size)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 

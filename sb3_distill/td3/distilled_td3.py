@@ -49,8 +49,9 @@ class DistilledTD3(ContinuousOffPolicyDistillationMixin, TD3):
         the current progress remaining (from 1 to 0), or ``"performance"`` for QDagger's weight
         ``max(alpha_min, alpha_0 * clip(1 - s, 0, 1))`` on the student's normalized score ``s``. Logged as ``train/alpha``
     :param teacher_cache: Evaluate the teacher's policy once per stored transition and keep its values (its mean
-        action, and log-std) in the replay buffer, instead of on every sampled batch. Required with a ``VecNormalize``
-        env (the teacher sees the raw stored observations)
+        action, and log-std) in the replay buffer, instead of on every sampled batch. None (default): kept where the
+        buffer allows, silently; True: the same, with a warning where it has no effect; False: evaluated on each batch.
+        With a ``VecNormalize`` env the teacher sees the raw observations either way
     :param trust_teacher: Whether a teacher given as a path comes from a source you trust. False (default): it is
         read without unpickling. True: SB3's full loader (which can run code from the file) is used.
     :param distill_loss: The actor term: ``"mse"``, the only one (None, the default, picks it)
@@ -121,7 +122,7 @@ class DistilledTD3(ContinuousOffPolicyDistillationMixin, TD3):
         env: GymEnv | str,
         teacher: TeacherLike | None = None,
         alpha: AlphaLike = 0.5,
-        teacher_cache: bool = True,
+        teacher_cache: bool | None = None,
         trust_teacher: bool = False,
         distill_loss: str | None = None,
         critic_term: bool = False,
@@ -225,8 +226,8 @@ class DistilledTD3(ContinuousOffPolicyDistillationMixin, TD3):
         critic_distill_losses: list[float] = []
         for _ in range(gradient_steps):
             self._n_updates += 1
-            # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # Sample replay buffer (with the teacher's values of the raw observations)
+            replay_data = self._sample_replay(batch_size)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
