@@ -13,6 +13,13 @@ aggregates, so a long run can be done in pieces (--envs, --arms, --seeds) and re
     python benchmarks/continuous.py                                   # every env with a student entry, 10 seeds
     python benchmarks/continuous.py --arms "distilled SAC" --seeds 0 1 2
     python benchmarks/continuous.py --smoke                           # seconds: checks the script works
+
+A recipe variant of the students (the scratch arm keeps its settings) with the Zoo's ``-params``, in its own folder
+holding a copy of the main run's scratch records and references:
+
+    python benchmarks/continuous.py --arms "distilled SAC" "SAC scratch, teacher net" \
+        -params offline_transitions:2000 offline_gradient_steps:2000 \
+        --output-dir benchmarks/results/continuous_variants/offline
 """
 
 import argparse
@@ -27,6 +34,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/continuous.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch as th
+from rl_zoo3.utils import StoreDict
 from stable_baselines3.common.env_util import make_vec_env
 
 from benchmarks.common import base_parser, command_line, machine_description, mean_return, write_csv, write_json
@@ -105,6 +113,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--reference-episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="Runs at once, one torch thread each (default: 2)")
+    parser.add_argument(
+        "-params",
+        "--hyperparams",
+        nargs="+",
+        action=StoreDict,
+        default={},
+        help="Hyperparameters of the distilled arms' entries, as the Zoo's -params (a recipe variant)",
+    )
     return parser.parse_args()
 
 
@@ -124,7 +140,9 @@ def main() -> None:
             write_json(references, references_path)
     jobs = [
         {
-            "env_id": env_id, "arm": arm, "seed": seed, "overrides": overrides,
+            "env_id": env_id, "arm": arm, "seed": seed,
+            # A variant's hyperparameters go to the students only: the scratch arm is the teacher's recipe
+            "overrides": {**overrides, **(args.hyperparams if arm != SCRATCH else {})},
             "eval_freq": 100 if args.smoke else EVAL_FREQ.get(env_id, 1_000),
             "record": str(record_path(output / "runs", env_id, arm, seed)),
         }
@@ -148,6 +166,7 @@ def main() -> None:
     write_csv(rows, output / "summary.csv")
     write_json(
         {"command": command_line(), "machine": machine_description(), "seeds": seeds, "rows": rows,
+         "hyperparams": args.hyperparams,
          "configs": {arm: f"zoo_configs/{algo}.yml" for arm, algo in ARMS.items()}},
         output / "summary.json",
     )  # fmt: skip
