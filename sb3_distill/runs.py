@@ -7,6 +7,7 @@ outputs into a new numbered folder or a file they will not overwrite unasked.
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sb3_distill.recipe import Recipe, next_run_dir
 from sb3_distill.report import (
     TeacherAgent,
     comparison_dict,
+    count_parameters,
     comparison_table,
     evaluate_agent,
     plot_learning_curve,
@@ -39,13 +41,49 @@ def saved_num_timesteps(path: str | os.PathLike) -> int:
     return int(read_zip_data(resolve_model_path(path)).get("num_timesteps", 0))
 
 
+#: A student above this share of its teacher's acting parameters is no compression worth the name: the run warns
+LARGE_STUDENT_SHARE = 0.10
+#: Episodes of the quick check, before training, that the teacher does better than a random policy
+QUICK_CHECK_EPISODES = 3
+
+
 def student_description(recipe: Recipe) -> str:
-    """The student's hidden layers (``[64]``), with its features extractor when it has its own (MinAtar's CNN)."""
+    """
+    The student's hidden layers (``[64]``; ``SB3-default`` where the entry sets none), with its features extractor when
+    it has its own (MinAtar's CNN).
+    """
     extractor = (recipe.model_kwargs.get("policy_kwargs") or {}).get("features_extractor_class")
     layers = recipe.net_arch
     if extractor is None:
-        return str(layers)
+        return str(layers) if layers is not None else "SB3-default"
     return f"{extractor.__name__}{' + ' + str(layers) if layers else ''}"
+
+
+def warn_before_training(
+    student_parameters: int, teacher_parameters: int, teacher_return: float, random_return: float
+) -> list[str]:
+    """
+    The warnings a run prints before it trains: a student above :data:`LARGE_STUDENT_SHARE` of its teacher, or a teacher
+    no better than a random policy on the quick check (the scores normalized by its return would mean nothing).
+
+    :return: The warning lines (also printed to stderr)
+    """
+    lines = []
+    share = student_parameters / teacher_parameters
+    if share > LARGE_STUDENT_SHARE:
+        lines.append(
+            f"warning: the student has {student_parameters:,} parameters, {share:.1%} of the teacher's {teacher_parameters:,} "
+            f"(more than {LARGE_STUDENT_SHARE:.0%}): pass a smaller --net-arch for a compressed student"
+        )
+    if not teacher_return > random_return:
+        lines.append(
+            f"warning: the teacher's mean return {teacher_return:.1f} over {QUICK_CHECK_EPISODES} episodes is no better than "
+            f"a random policy's {random_return:.1f}: check the teacher and the env (the student's score against it would "
+            "mean nothing)"
+        )
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
 
 
 def _settings_text(student: Any) -> str:
@@ -164,12 +202,23 @@ def distill(
     # Builds and checks the teacher before any training or any folder is made
     student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
     assert isinstance(student, DistillationMixin) and student.teacher is not None
-    run_dir = next_run_dir(log_folder, recipe.env_id)
     teacher = student.teacher
+    student_parameters = count_parameters(acting_network(student))
+    check_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
+    sync_envs_normalization(env, check_env)
+    quick_teacher = evaluate_agent("teacher", TeacherAgent(teacher, student.device), 0, check_env, QUICK_CHECK_EPISODES)
+    warn_before_training(
+        student_parameters,
+        teacher.num_parameters(),
+        quick_teacher.mean_return,
+        random_policy_return(check_env, QUICK_CHECK_EPISODES, seed=seed),
+    )
+    run_dir = next_run_dir(log_folder, recipe.env_id)
     print(
         f"Distilling the {teacher.algorithm} teacher {display_path(str(recipe.teacher))} ({teacher.num_parameters():,} "
-        f"parameters) into a {student_description(recipe)} {PLAIN_CLASSES[recipe.algo].__name__} student on {recipe.env_id} "
-        f"for {recipe.n_timesteps:,} steps ({_settings_text(student)}) -> {run_dir}"
+        f"parameters) into a {student_description(recipe)} {PLAIN_CLASSES[recipe.algo].__name__} student "
+        f"({student_parameters:,} parameters, {student_parameters / teacher.num_parameters():.2%} of the teacher) on "
+        f"{recipe.env_id} for {recipe.n_timesteps:,} steps ({_settings_text(student)}) -> {run_dir}"
     )
     eval_callback = EvalCallback(
         recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),

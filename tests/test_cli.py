@@ -268,3 +268,27 @@ def test_an_unknown_algo_is_a_usage_error(capsys):
         main(["distill", "--algo", "distilled_a2c"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'distilled_a2c'" in capsys.readouterr().err
+
+
+def test_the_run_names_the_students_size_and_warns_before_training(tmp_path, capsys):
+    # CartPole-v0 has no entry: 'default' sets no net_arch, SB3's [64, 64] (4,610 parameters, 6.82% of the teacher)
+    args = ["distill", "--env", "CartPole-v0", "--teacher", str(SHIPPED_TEACHER), *TINY_RUN, "-f", str(tmp_path)]
+    assert main([*args, "-params", "learning_starts:50", "buffer_size:1000"]) == 0
+    captured = capsys.readouterr()
+    assert "into a SB3-default DQN student (4,610 parameters, 6.82% of the teacher)" in captured.out
+    assert "warning:" not in captured.err
+    # A student above 10% of its teacher is announced before it trains
+    assert main([*args, "--net-arch", "256", "-params", "learning_starts:50", "buffer_size:1000"]) == 0
+    assert "warning: the student has 1,794 parameters" not in capsys.readouterr().err  # 2.65%: no warning
+    assert main([*args, "--net-arch", "256", "256", "-params", "learning_starts:50", "buffer_size:1000"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the student has 67,586 parameters, 100.0% of the teacher's 67,586 (more than 10%)" in err
+
+
+def test_warn_before_training_names_a_teacher_no_better_than_random(capsys):
+    from sb3_distill.runs import warn_before_training
+
+    assert warn_before_training(450, 67_586, 500.0, 21.1) == []
+    (line,) = warn_before_training(450, 67_586, -1200.0, -1100.0)
+    assert line.startswith("warning: the teacher's mean return -1200.0 over 3 episodes is no better than a random policy's")
+    assert line in capsys.readouterr().err
