@@ -20,6 +20,9 @@ holding a copy of the main run's scratch records and references:
     python benchmarks/continuous.py --arms "distilled SAC" "SAC scratch, teacher net" \
         -params offline_transitions:2000 offline_gradient_steps:2000 \
         --output-dir benchmarks/results/continuous_variants/offline
+
+A teacher the recipe was not tuned on (held out): ``-params teacher:...`` also sets the teacher whose returns are the
+references.
 """
 
 import argparse
@@ -54,9 +57,12 @@ EVAL_EPISODES, FINAL_EPISODES = 5, 20
 SMOKE_OVERRIDES = {"n_timesteps": 300, "learning_starts": 50, "buffer_size": 1000, "policy_kwargs": "dict(net_arch=[8])"}
 
 
-def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, Any]:
-    """The teacher of the env's SAC student entry, acting with its mean action, and a random policy: mean returns."""
-    teacher_path = make_recipe(env_id, "distilled_sac").teacher
+def reference_returns(env_id: str, n_episodes: int, seed: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """
+    The teacher of the env's SAC student entry (or the one ``overrides`` names: a held-out teacher), acting with its
+    mean action, and a random policy: mean returns.
+    """
+    teacher_path = make_recipe(env_id, "distilled_sac", hyperparams=overrides).teacher
     env = make_vec_env(env_id, n_envs=1, seed=seed)
     teacher = load_teacher(teacher_path, env.observation_space, env.action_space)
     result = evaluate_agent("teacher", TeacherAgent(teacher, "cpu"), teacher.num_parameters(), env, n_episodes)
@@ -136,7 +142,7 @@ def main() -> None:
     for env_id in args.envs:
         if env_id not in references:
             episodes = 3 if args.smoke else args.reference_episodes
-            references[env_id] = reference_returns(env_id, episodes, seed=123)
+            references[env_id] = reference_returns(env_id, episodes, seed=123, overrides=args.hyperparams)
             write_json(references, references_path)
     jobs = [
         {
