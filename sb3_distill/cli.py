@@ -255,6 +255,12 @@ def add_tune_command(subparsers: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    if args.algo != ALGO_NAME:
+        # Not silently a DQN study: the studies of the other students run through the Zoo for now
+        raise ValueError(
+            f"sb3-distill tune --algo {args.algo} is not supported yet (only {ALGO_NAME}): tune it with the RL Zoo, "
+            f"python -m sb3_distill.zoo train --algo {args.algo} --env {args.env} -optimize"
+        )
     # Options left out (None) keep tuning/study.yml's values
     settings = load_study_settings(**{field.name: getattr(args, field.name, None) for field in fields(StudySettings)})
     _, summary = tune(

@@ -292,3 +292,10 @@ def test_warn_before_training_names_a_teacher_no_better_than_random(capsys):
     (line,) = warn_before_training(450, 67_586, -1200.0, -1100.0)
     assert line.startswith("warning: the teacher's mean return -1200.0 over 3 episodes is no better than a random policy's")
     assert line in capsys.readouterr().err
+
+
+def test_tune_of_another_student_is_refused_rather_than_run_as_dqn(capsys):
+    assert main(["tune", "--algo", "distilled_sac", "--env", "Pendulum-v1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: sb3-distill tune --algo distilled_sac is not supported yet" in err
+    assert "python -m sb3_distill.zoo train --algo distilled_sac --env Pendulum-v1 -optimize" in err
