@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from sb3_distill.common.teacher_values import ObservationNormalizer
+from sb3_distill.common.vecnormalize_reader import read_vec_normalize
 
 #: The tag PyYAML writes for the OrderedDict of hyperparameters the Zoo dumps into config.yml
 ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict"
@@ -112,7 +113,9 @@ def load_observation_normalizer(model_file: str | os.PathLike, trust: bool = Fal
     """
     The frozen observation normalization saved beside a Zoo model (``<env>/vecnormalize.pkl``), if any.
 
-    The file is a pickle, which can run arbitrary code when loaded: it is only read with ``trust=True``.
+    The file is a pickle: by default it is read by :func:`sb3_distill.common.vecnormalize_reader.read_vec_normalize`,
+    which runs no code from it and needs no ``gym`` for SB3 1.x files, and takes only the statistics. With ``trust=True``
+    SB3's own classes are unpickled, as ``VecNormalize.load`` does.
 
     :param model_file: The model zip
     :param trust: Whether the folder comes from a source you trust
@@ -123,11 +126,7 @@ def load_observation_normalizer(model_file: str | os.PathLike, trust: bool = Fal
     if stats_file is None or not stats_file.is_file():
         return None
     if not trust:
-        raise ValueError(
-            f"Teacher {str(model_file)!r} was trained on normalized observations, and its statistics {str(stats_file)!r} "
-            "are a pickle file, which can run arbitrary code when loaded: they are only read from a trusted teacher. "
-            "If you trust it, pass trust_teacher=True (DistilledDQN, set_teacher) or trust=True (load_teacher)"
-        )
+        return read_vec_normalize(stats_file)
     from stable_baselines3.common.vec_env import VecNormalize
 
     # What VecNormalize.load unpickles, without wrapping an env: only the statistics are kept
