@@ -183,7 +183,9 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def add_tune_command(subparsers: Any) -> None:
     """``sb3-distill tune``: the options left out keep the values of ``tuning/study.yml``, shown in the help."""
-    parser = subparsers.add_parser("tune", help="Optuna study of alpha and temperature: resumable and distributed")
+    parser = subparsers.add_parser(
+        "tune", help="Optuna study of a student's alpha and temperature (any --algo): resumable and distributed"
+    )
     try:
         defaults = vars(load_study_settings())
     except FileNotFoundError:  # an install without tuning/study.yml: running `tune` names the missing file
@@ -196,7 +198,7 @@ def add_tune_command(subparsers: Any) -> None:
     parser.add_argument("--teacher", default=None, help="SB3 teacher zip or RL Zoo log folder (default: the entry's)")
     parser.add_argument("--n-trials", type=positive_int, default=None, help=f"Trials this worker runs ({default('n_trials')})")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<log folder>/studies.db)")
-    parser.add_argument("--study-name", default=None, help="Study to create or continue (default: distilled_dqn_<env>)")
+    parser.add_argument("--study-name", default=None, help="Study to create or continue (default: <algo>_<env>)")
     parser.add_argument("--n-jobs", type=int, default=None, help=f"Trials at once in this process ({default('n_jobs')})")
     parser.add_argument(
         "--sampler",
@@ -216,7 +218,8 @@ def add_tune_command(subparsers: Any) -> None:
         choices=OBJECTIVES,
         default=None,
         help="score (default): the mean return of the entry's student; score params, score latency: a size search, the "
-        "student's 1-3 hidden layers (widths 4-256) sampled too, normalized score against parameters or batch-1 latency",
+        "student's 1-3 hidden layers (widths 4-256; actor and critic alike for PPO, SAC, TD3) sampled too, normalized "
+        "score against its acting network's parameters or batch-1 latency",
     )
     parser.add_argument(
         "--min-score",
@@ -255,16 +258,11 @@ def add_tune_command(subparsers: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    if args.algo != ALGO_NAME:
-        # Not silently a DQN study: the studies of the other students run through the Zoo for now
-        raise ValueError(
-            f"sb3-distill tune --algo {args.algo} is not supported yet (only {ALGO_NAME}): tune it with the RL Zoo, "
-            f"python -m sb3_distill.zoo train --algo {args.algo} --env {args.env} -optimize"
-        )
     # Options left out (None) keep tuning/study.yml's values
     settings = load_study_settings(**{field.name: getattr(args, field.name, None) for field in fields(StudySettings)})
     _, summary = tune(
         args.env,
+        args.algo,
         teacher=args.teacher,
         conf_file=args.conf_file,
         hyperparams=student_overrides(args),

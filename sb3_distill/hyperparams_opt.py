@@ -11,6 +11,7 @@ A student whose entry has ``alpha: performance`` (QDagger's performance-based we
 hyperparameters, so the objective records the entry's kind of alpha on the trial first (:func:`record_alpha_kind`).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -28,6 +29,17 @@ DEPTH_RANGE = (1, 3)
 LAYER_WIDTHS = (4, 8, 16, 32, 64, 128, 256)
 # The trial user attribute that says whether the student's entry has alpha "performance" (the sampler reads it)
 PERFORMANCE_ALPHA_ATTR = "performance_alpha"
+# The students whose terms have no temperature (SAC's Gaussian KL, TD3's action MSE): their studies sample alpha alone
+WITHOUT_TEMPERATURE = ("distilled_sac", "distilled_td3")
+
+
+def has_temperature(algo: str) -> bool:
+    """
+    Whether the distillation term of the student ``algo`` (a Zoo name) has a temperature, which its studies search.
+
+    :param algo: The student's Zoo name, e.g. ``distilled_dqn``
+    """
+    return algo not in WITHOUT_TEMPERATURE
 
 
 def search_space(
@@ -50,14 +62,15 @@ def search_space(
     return {**weight, "temperature": optuna.distributions.FloatDistribution(*TEMPERATURE_RANGE, log=True)}
 
 
-def check_not_searched(hyperparams: dict[str, Any] | None, performance_alpha: bool) -> None:
+def check_not_searched(hyperparams: dict[str, Any] | None, performance_alpha: bool, temperature: bool = True) -> None:
     """
     Fail if ``-params`` fixes a hyperparameter the study searches (it would be silently replaced by the sampled one).
 
     :param hyperparams: The ``-params`` values
     :param performance_alpha: The student's alpha is ``"performance"`` (the study searches alpha_0)
+    :param temperature: Whether the study searches a temperature (:func:`has_temperature`)
     """
-    space = search_space(performance_alpha)
+    space = search_space(performance_alpha, temperature)
     searched = sorted(set(hyperparams or {}) & set(space))
     if not searched:
         return
@@ -93,13 +106,16 @@ def architecture_search_space() -> dict[str, optuna.distributions.BaseDistributi
     return space
 
 
-def size_search_space(performance_alpha: bool = False) -> dict[str, optuna.distributions.BaseDistribution]:
+def size_search_space(
+    performance_alpha: bool = False, temperature: bool = True
+) -> dict[str, optuna.distributions.BaseDistribution]:
     """
     The distributions of a size search (multi-objective study): alpha (or alpha_0), temperature and the architecture.
 
     :param performance_alpha: The student's alpha is ``"performance"``: sample its ``alpha_0`` rather than alpha
+    :param temperature: Whether the term has a temperature (:func:`has_temperature`)
     """
-    return {**search_space(performance_alpha), **architecture_search_space()}
+    return {**search_space(performance_alpha, temperature), **architecture_search_space()}
 
 
 def trial_net_arch(params: dict[str, Any]) -> list[int]:
@@ -111,15 +127,16 @@ def trial_net_arch(params: dict[str, Any]) -> list[int]:
     return [int(params[f"width_{index}"]) for index in range(int(params["n_layers"]))]
 
 
-def sample_size_search_params(trial: optuna.Trial) -> dict[str, Any]:
+def sample_size_search_params(trial: optuna.Trial, temperature: bool = True) -> dict[str, Any]:
     """
     Sampler of a size search: alpha (or alpha_0) and temperature as :func:`sample_distilled_dqn_params`, and the
-    student's hidden layers.
+    student's hidden layers (``net_arch``: for actor-critic students, SB3 gives the actor and the critic these layers).
 
     :param trial: The Optuna trial
+    :param temperature: Whether the term has a temperature (:func:`has_temperature`)
     :return: ``{"alpha": ..., "temperature": ..., "net_arch": [...]}`` (with ``"alpha_0"`` too for a performance alpha)
     """
-    sampled = sample_distilled_dqn_params(trial)
+    sampled = _sample_weights(trial, temperature)
     architecture: dict[str, Any] = {}
     for name, distribution in architecture_search_space().items():
         if isinstance(distribution, optuna.distributions.IntDistribution):
@@ -166,6 +183,16 @@ def sample_distilled_alpha_params(
     :return: ``{"alpha": ...}`` or ``{"alpha": "performance", "alpha_0": ...}``
     """
     return _sample_weights(trial, temperature=False)
+
+
+def distillation_sampler(algo: str) -> Callable[..., dict[str, Any]]:
+    """
+    The sampler of the student ``algo`` (the Zoo's sampler signature): :func:`sample_distilled_dqn_params`, or
+    :func:`sample_distilled_alpha_params` for a student whose term has no temperature.
+
+    :param algo: The student's Zoo name
+    """
+    return sample_distilled_dqn_params if has_temperature(algo) else sample_distilled_alpha_params
 
 
 def _sample_weights(trial: optuna.Trial, temperature: bool) -> dict[str, Any]:

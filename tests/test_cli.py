@@ -294,8 +294,10 @@ def test_warn_before_training_names_a_teacher_no_better_than_random(capsys):
     assert line in capsys.readouterr().err
 
 
-def test_tune_of_another_student_is_refused_rather_than_run_as_dqn(capsys):
-    assert main(["tune", "--algo", "distilled_sac", "--env", "Pendulum-v1"]) == 2
+def test_tune_of_a_teacher_algorithm_is_refused_by_the_parser(capsys):
+    # Every student can be tuned (tests/test_tuning.py runs SAC and PPO studies); a teacher algorithm is not a student
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--algo", "sac", "--env", "Pendulum-v1"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "error: sb3-distill tune --algo distilled_sac is not supported yet" in err
-    assert "python -m sb3_distill.zoo train --algo distilled_sac --env Pendulum-v1 -optimize" in err
+    assert "argument --algo: invalid choice: 'sac'" in err and "distilled_sac" in err

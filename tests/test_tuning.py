@@ -33,6 +33,7 @@ from sb3_distill.tuning.objective import (
     ReferenceReturns,
     SizeSearchObjective,
     make_study_recipe,
+    measure_references,
     prepare_teacher,
 )
 from sb3_distill.tuning.storage import SEARCH_SPACE_ATTR
@@ -773,3 +774,147 @@ def test_the_alpha_only_sampler_samples_no_temperature():
     sampled = sample_distilled_alpha_params(trial)
     assert set(sampled) == {"alpha"} and 0.0 <= sampled["alpha"] <= 1.0
     assert convert_distilled_dqn_params(trial.params) == sampled
+
+
+# Studies of the other students: `--algo` picks the student, its entry in zoo_configs/<algo>.yml and its search space
+SAC_ARGS = ["--algo", "distilled_sac", "--env", "Pendulum-v1", "-n", "200", "--eval-freq", "200"]
+SAC_ARGS += ["-params", "learning_starts:100", "buffer_size:1000", "batch_size:16", "policy_kwargs:dict(net_arch=[8])"]
+# One rollout of 2 envs x 64 steps per update, two epochs
+PPO_ARGS = ["--algo", "distilled_ppo", "--env", "CartPole-v1", "-n", "256", "--eval-freq", "128"]
+PPO_ARGS += ["-params", "n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[8])"]
+
+
+@pytest.fixture(scope="module")
+def sac_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-trial study of a SAC student on Pendulum-v1 with the shipped SAC teacher."""
+    log_folder = tmp_path_factory.mktemp("sac_tuning")
+    assert main(["tune", "--n-trials", "2", *SAC_ARGS, "--seed", "0", "-f", str(log_folder)]) == 0
+    return log_folder
+
+
+@pytest.fixture(scope="module")
+def ppo_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-trial study of a PPO student on CartPole-v1 with the shipped DQN teacher."""
+    log_folder = tmp_path_factory.mktemp("ppo_tuning")
+    assert main(["tune", "--n-trials", "2", *PPO_ARGS, "--seed", "0", "-f", str(log_folder)]) == 0
+    return log_folder
+
+
+def test_sac_study_samples_alpha_alone(sac_study):
+    study = optuna.load_study(study_name="distilled_sac_Pendulum-v1", storage=sqlite_url(sac_study))
+    trials = study.get_trials()
+    assert len(trials) == 2 and all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    for trial in trials:
+        assert trial.distributions == search_space(temperature=False)
+        assert set(trial.params) == {"alpha"} and 0.0 <= trial.params["alpha"] <= 1.0
+        # A mean over 10 Pendulum episodes: each return is between -16.3 * 200 and 0
+        assert -3_300.0 < trial.value < 0.0
+    assert set(study.user_attrs[SEARCH_SPACE_ATTR]) == {"alpha"}
+    assert study.user_attrs[OBJECTIVE_ATTR]["algo"] == "distilled_sac"
+    assert study.user_attrs[OBJECTIVE_ATTR]["n_timesteps"] == 200
+    # One parameter: no alpha x temperature landscape, and the report says why
+    summary = json.loads((sac_study / "distilled_sac_Pendulum-v1" / "report_1" / "summary.json").read_text())
+    assert summary["algo"] == "distilled_sac"
+    assert summary["skipped"]["contour"] == "the study searches alpha alone (distilled_sac's term has no temperature)"
+    assert not (sac_study / "distilled_sac_Pendulum-v1" / "report_1" / "contour_alpha_temperature.png").exists()
+
+
+def test_sac_study_best_entry_is_distilled_sac_yml_and_reads_back(sac_study):
+    study = optuna.load_study(study_name="distilled_sac_Pendulum-v1", storage=sqlite_url(sac_study))
+    report_dir = sac_study / "distilled_sac_Pendulum-v1" / "report_1"
+    assert sorted(path.name for path in report_dir.glob("*.yml")) == ["distilled_sac.yml"]
+    config_file = report_dir / "distilled_sac.yml"
+    assert "python -m sb3_distill.zoo train --algo distilled_sac --env Pendulum-v1 --conf-file" in config_file.read_text()
+    recipe = make_recipe("Pendulum-v1", "distilled_sac", conf_file=config_file)
+    assert recipe.hyperparams["alpha"] == recipe.model_kwargs["alpha"] == study.best_params["alpha"]
+    assert "temperature" not in recipe.hyperparams
+    assert recipe.n_timesteps == 200 and recipe.model_kwargs["learning_starts"] == 100
+    assert recipe.net_arch == [8]
+    assert Path(recipe.teacher).samefile(REPO_ROOT / "zoo_configs" / "teachers" / "Pendulum-v1_sac.zip")
+    # The rest of the student comes from zoo_configs/distilled_sac.yml
+    assert recipe.hyperparams["learning_rate"] == make_recipe("Pendulum-v1", "distilled_sac").hyperparams["learning_rate"]
+
+
+def test_sac_study_refuses_a_fixed_alpha_but_not_the_temperature_it_does_not_search(tmp_path, capsys):
+    assert main(["tune", *SAC_ARGS, "alpha:0.3", "-f", str(tmp_path)]) == 2
+    assert "['alpha'] are what the study searches (alpha):" in capsys.readouterr().err
+    # Not searched, so not refused as searched: DistilledSAC itself refuses it, before the study
+    assert main(["tune", *SAC_ARGS, "temperature:0.5", "-f", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "temperature" in error and "are what the study searches" not in error
+    assert not list(tmp_path.iterdir())
+
+
+def test_ppo_study_samples_alpha_and_temperature_and_writes_distilled_ppo_yml(ppo_study):
+    study = optuna.load_study(study_name="distilled_ppo_CartPole-v1", storage=sqlite_url(ppo_study))
+    trials = study.get_trials()
+    assert len(trials) == 2 and all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    check_trials_in_range(trials)
+    for trial in trials:
+        # Intermediate evaluations every 128 environment steps (one per rollout of 2 envs x 64 steps)
+        assert sorted(trial.intermediate_values) == [128, 256]
+    assert study.user_attrs[OBJECTIVE_ATTR]["algo"] == "distilled_ppo"
+    report_dir = ppo_study / "distilled_ppo_CartPole-v1" / "report_1"
+    config_file = report_dir / "distilled_ppo.yml"
+    assert "--algo distilled_ppo --env CartPole-v1" in config_file.read_text()
+    recipe = make_recipe("CartPole-v1", "distilled_ppo", conf_file=config_file)
+    assert recipe.model_kwargs["alpha"] == study.best_params["alpha"]
+    assert recipe.model_kwargs["temperature"] == study.best_params["temperature"]
+    assert (recipe.n_envs, recipe.model_kwargs["n_steps"], recipe.n_timesteps, recipe.net_arch) == (2, 64, 256, [8])
+    assert (report_dir / "contour_alpha_temperature.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_study_of_another_student_under_the_same_name_is_refused(ppo_study, tmp_path, capsys):
+    shutil.copy(ppo_study / "studies.db", tmp_path / "studies.db")
+    args = ["tune", *TINY_ARGS, "--study-name", "distilled_ppo_CartPole-v1", "--storage", sqlite_url(tmp_path)]
+    assert main([*args, "-f", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "another objective" in error and "algo: study 'distilled_ppo', now 'distilled_dqn'" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_recorded_before_other_students_continues_as_distilled_dqn(first_study, tmp_path):
+    shutil.copy(first_study / "studies.db", tmp_path / "studies.db")
+    study = optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path))
+    recorded = dict(study.user_attrs[OBJECTIVE_ATTR])
+    del recorded["algo"]  # as a study made by an earlier release recorded it
+    study.set_user_attr(OBJECTIVE_ATTR, recorded)
+    assert main(["tune", "--n-trials", "1", *TINY_ARGS, "--seed", "0", "-f", str(tmp_path)]) == 0
+    assert len(optuna.load_study(study_name=STUDY_NAME, storage=sqlite_url(tmp_path)).trials) == 4
+
+
+def test_ppo_size_search_counts_the_actor_of_the_sampled_net_arch(tmp_path):
+    args = ["tune", "--n-trials", "1", "--objectives", "score", "params", *PPO_ARGS, "--seed", "0", "-f", str(tmp_path)]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="distilled_ppo_CartPole-v1", storage=sqlite_url(tmp_path))
+    (trial,) = study.get_trials()
+    assert trial.distributions == size_search_space()
+    net_arch = trial.user_attrs["net_arch"]
+    # The acting network: the actor's layers and its action head, as a DQN's Q-network of the same layers (not the critic)
+    assert trial.values[1] == trial.user_attrs["parameters"] == hidden_layer_parameters(net_arch)
+    assert study.user_attrs[tuning.REFERENCES_ATTR]["teacher_parameters"] == 67_586
+
+
+def test_sac_references_are_the_teachers_mean_action_return_and_its_actors_size():
+    recipe = make_study_recipe("Pendulum-v1", "distilled_sac", n_timesteps=200)
+    references = measure_references(recipe, prepare_teacher(recipe, "cpu"), n_episodes=10, seed=0, device="cpu")
+    # The shipped teacher (zoo_configs/teachers/Pendulum-v1_sac.json): a [256, 256] SAC actor that swings the pendulum up
+    assert references.teacher_parameters == 67_330
+    assert references.teacher_return > -400.0 > -900.0 > references.random_return
+
+
+def test_tune_and_the_zoo_sample_the_same_parameters_for_every_student():
+    from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
+
+    from sb3_distill.algorithms import STUDENT_ALGOS
+    from sb3_distill.hyperparams_opt import distillation_sampler, has_temperature
+
+    zoo.register()
+    for algo in STUDENT_ALGOS:
+        assert zoo_hyperparams_opt.HYPERPARAMS_SAMPLER[algo] is distillation_sampler(algo)
+    assert [algo for algo in STUDENT_ALGOS if not has_temperature(algo)] == ["distilled_sac", "distilled_td3"]
+
+
+def test_tune_refuses_a_teacher_algorithm_as_the_student():
+    with pytest.raises(ValueError, match="algo='dqn' is not a student algorithm"):
+        make_study_recipe("CartPole-v1", "dqn")

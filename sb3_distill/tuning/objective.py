@@ -1,7 +1,8 @@
 """
-The objective of a study: train a student with a trial's alpha (or, for a performance-based alpha, alpha_0) and
-temperature, report to the pruner, score it; in a size search, with a sampled architecture too, scored by its
-normalized score and its size.
+The objective of a study: train a student (of any family: ``distilled_dqn``, ``distilled_ppo``, ``distilled_sac``, ...)
+with a trial's alpha (or, for a performance-based alpha, alpha_0) and temperature (for the students whose term has one),
+report to the pruner, score it; in a size search, with a sampled architecture too, scored by its normalized score and
+the size of its acting network.
 """
 
 import os
@@ -11,56 +12,65 @@ from typing import Any
 import optuna
 import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from sb3_distill.export_latency import median_latency
+from sb3_distill.algorithms import acting_network, check_algo
 from sb3_distill.common.alpha import is_performance_alpha
+from sb3_distill.common.teacher import Teacher, load_teacher
+from sb3_distill.export_latency import median_latency
 from sb3_distill.hyperparams_opt import (
     check_not_searched,
+    distillation_sampler,
+    has_temperature,
     record_alpha_kind,
-    sample_distilled_dqn_params,
     sample_size_search_params,
     search_space,
 )
-from sb3_distill.recipe import Recipe, make_recipe
-from sb3_distill.report import GreedyAgent, evaluate_agent, normalized_score, random_policy_return
-from sb3_distill.common.teacher import Teacher, load_teacher
+from sb3_distill.recipe import ALGO_NAME, Recipe, make_recipe
+from sb3_distill.report import TeacherAgent, evaluate_agent, normalized_score, random_policy_return
 
 # The final evaluation of trial n runs on an env seeded with seed + n + FINAL_EVAL_SEED_OFFSET
 FINAL_EVAL_SEED_OFFSET = 10_000
-# Timed batch-1 calls of a student's Q-network in a latency objective
+# Timed batch-1 calls of a student's policy in a latency objective
 LATENCY_REPEATS = 200
 
 
 def make_study_recipe(
     env_id: str,
+    algo: str = ALGO_NAME,
+    *,
     teacher: str | os.PathLike | None = None,
     conf_file: str | os.PathLike | None = None,
     hyperparams: dict[str, Any] | None = None,
     n_timesteps: int | None = None,
 ) -> Recipe:
     """
-    The student of every trial, but for alpha and temperature: the env's entry of ``zoo_configs/distilled_dqn.yml``
-    (or ``conf_file``) with ``hyperparams`` in place of its values, read by :func:`sb3_distill.recipe.make_recipe`.
-    An entry with ``alpha: performance`` keeps it, and the trials sample its ``alpha_0`` and temperature.
+    The student of every trial, but for what the trials sample (:func:`weight_search_space`): the env's entry of
+    ``zoo_configs/<algo>.yml`` (or ``conf_file``) with ``hyperparams`` in place of its values, read by
+    :func:`sb3_distill.recipe.make_recipe`. An entry with ``alpha: performance`` keeps it, and the trials sample its
+    ``alpha_0``.
 
     :param env_id: The env
+    :param algo: The student's Zoo name (``distilled_dqn``, ``distilled_qrdqn``, ``distilled_ppo``, ``distilled_sac``,
+        ``distilled_td3``)
     :param teacher: The teacher (None: the entry's, relative to the config file's folder)
-    :param conf_file: Zoo-format config (None: ``zoo_configs/distilled_dqn.yml``)
+    :param conf_file: Zoo-format config (None: ``zoo_configs/<algo>.yml``)
     :param hyperparams: Values that replace the entry's, as the Zoo's ``-params`` gives them
     :param n_timesteps: Environment steps per trial (None: the entry's)
     """
-    recipe = make_recipe(env_id, conf_file=conf_file, hyperparams=hyperparams, teacher=teacher, n_timesteps=n_timesteps)
+    check_algo(algo, "student")
+    recipe = make_recipe(env_id, algo, conf_file=conf_file, hyperparams=hyperparams, teacher=teacher, n_timesteps=n_timesteps)
     alpha = recipe.model_kwargs.get("alpha")
     if isinstance(alpha, str) and not is_performance_alpha(alpha):
+        searched = ", ".join(weight_search_space(recipe))
         raise ValueError(
-            f"The student's entry has alpha={alpha!r}: expected a number (the study samples alpha and temperature) or "
-            "'performance' (the study samples alpha_0 and temperature)"
+            f"The student's entry has alpha={alpha!r}: expected a number (the study samples {searched}) or "
+            "'performance' (the study samples alpha_0 in place of alpha)"
         )
-    performance_alpha = searches_alpha_0(recipe)
-    check_not_searched(hyperparams, performance_alpha)
-    for name in search_space(performance_alpha):
+    check_not_searched(hyperparams, searches_alpha_0(recipe), has_temperature(algo))
+    for name in weight_search_space(recipe):
         recipe.model_kwargs.pop(name, None)  # sampled by every trial
     return recipe
 
@@ -70,10 +80,20 @@ def searches_alpha_0(recipe: Recipe) -> bool:
     return is_performance_alpha(recipe.model_kwargs.get("alpha"))
 
 
+def weight_search_space(recipe: Recipe) -> dict[str, optuna.distributions.FloatDistribution]:
+    """
+    What the trials of a study of ``recipe`` sample for its term: alpha (or alpha_0 for a performance-based alpha), and
+    the temperature where the student's term has one (:func:`sb3_distill.hyperparams_opt.has_temperature`).
+
+    :param recipe: The student
+    """
+    return search_space(searches_alpha_0(recipe), has_temperature(recipe.algo))
+
+
 def prepare_teacher(recipe: Recipe, device: str) -> Teacher:
     """
     Load the teacher once for all trials, and build one student, so that a teacher that does not fit the env or a
-    hyperparameter DistilledDQN refuses fails now rather than in every trial.
+    hyperparameter the student refuses fails now rather than in every trial.
 
     :param recipe: The student
     :param device: The students' device
@@ -116,9 +136,9 @@ class TrialEvalCallback(EvalCallback):
 
 class DistillationObjective:
     """
-    The objective of a study: train a student with the trial's alpha and temperature, report its intermediate
-    evaluations to the pruner, and return its mean return over ``eval_episodes`` deterministic episodes at the end of
-    the budget. Trial ``n``'s student is seeded with ``seed + n``.
+    The objective of a study: train a student with the trial's alpha (or alpha_0) and, where its term has one,
+    temperature, report its intermediate evaluations to the pruner, and return its mean return over ``eval_episodes``
+    deterministic episodes at the end of the budget. Trial ``n``'s student is seeded with ``seed + n``.
 
     :param recipe: The student
     :param teacher: The prepared teacher, shared by the trials (frozen, read only)
@@ -139,7 +159,7 @@ class DistillationObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         recipe = self.recipe
         record_alpha_kind(trial, recipe.model_kwargs.get("alpha"))
-        sampled = sample_distilled_dqn_params(trial)
+        sampled = distillation_sampler(recipe.algo)(trial)
         trial_seed = self.seed + trial.number
         trial.set_user_attr("seed", trial_seed)
         env = recipe.make_env(seed=trial_seed)
@@ -152,7 +172,7 @@ class DistillationObjective:
             if callback.is_pruned:
                 raise optuna.TrialPruned(f"mean return {callback.last_mean_reward:.1f} at {student.num_timesteps} steps")
             sync_envs_normalization(env, final_env)
-            result = evaluate_agent("student", student, student.q_net, final_env, self.eval_episodes)  # type: ignore[attr-defined]
+            result = evaluate_agent("student", student, acting_network(student), final_env, self.eval_episodes)
         finally:
             for vec_env in (env, eval_env, final_env):
                 vec_env.close()
@@ -167,9 +187,9 @@ class ReferenceReturns:
     The zero and the one of a size search's normalized score, measured once before the study on the final evaluation's
     env (seeded with the study's seed + ``FINAL_EVAL_SEED_OFFSET``).
 
-    :param teacher_return: The teacher's mean return, acting greedily on its values
+    :param teacher_return: The teacher's mean return, acting greedily on its values or with its mean action
     :param random_return: A uniformly random policy's mean return
-    :param teacher_parameters: The teacher's parameter count
+    :param teacher_parameters: The teacher's parameter count (its acting network's)
     :param n_episodes: Episodes of each mean
     """
 
@@ -195,7 +215,7 @@ def measure_references(recipe: Recipe, teacher: Teacher, n_episodes: int, seed: 
     """
     env = recipe.make_env(seed=seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
     try:
-        teacher_result = evaluate_agent("teacher", GreedyAgent(teacher.q_values, device), teacher.network, env, n_episodes)
+        teacher_result = evaluate_agent("teacher", TeacherAgent(teacher, device), teacher.num_parameters(), env, n_episodes)
     finally:
         env.close()
     env = recipe.make_env(seed=seed + FINAL_EVAL_SEED_OFFSET, n_envs=1, eval_env=True)
@@ -211,12 +231,14 @@ def measure_references(recipe: Recipe, teacher: Teacher, n_episodes: int, seed: 
     return ReferenceReturns(teacher_result.mean_return, random_return, teacher.num_parameters(), n_episodes)
 
 
-def batch1_latency_us(q_net: th.nn.Module, observation: PyTorchObs, repeats: int = LATENCY_REPEATS) -> float:
+def batch1_latency_us(policy: BasePolicy, observation: PyTorchObs, repeats: int = LATENCY_REPEATS) -> float:
     """
-    Median microseconds of one call of a torch Q-network on one observation, on one thread (as an agent acts).
+    Median microseconds of one deterministic action of a torch policy for one observation, on one thread (as an agent
+    acts): SB3's ``policy._predict``, the acting network and the action it picks (DQN's argmax over its Q-network, an
+    actor's mean action, ...), without the numpy conversions of ``predict``.
 
-    :param q_net: The network
-    :param observation: A batch of one observation, preprocessed as the network takes it
+    :param policy: The student's policy, in evaluation mode
+    :param observation: A batch of one observation, preprocessed as the policy takes it
     :param repeats: Timed calls
     """
     threads = th.get_num_threads()
@@ -224,10 +246,10 @@ def batch1_latency_us(q_net: th.nn.Module, observation: PyTorchObs, repeats: int
 
     def call() -> None:
         with th.inference_mode():
-            q_net(observation)
+            policy._predict(observation, deterministic=True)
 
     try:
-        seconds = median_latency({"q_net": {1: call}}, repeats)["q_net"][1]
+        seconds = median_latency({"policy": {1: call}}, repeats)["policy"][1]
     finally:
         th.set_num_threads(threads)
     return seconds * 1e6
@@ -237,7 +259,10 @@ class SizeSearchObjective:
     """
     The objectives of a size search: train a student with the trial's architecture, alpha and temperature for the whole
     budget (Optuna prunes no multi-objective study), then return its normalized score over ``eval_episodes``
-    deterministic episodes (maximized) and its parameter count or its batch-1 latency in microseconds (minimized).
+    deterministic episodes (maximized) and its acting network's parameter count
+    (:func:`sb3_distill.algorithms.acting_network`) or its batch-1 latency in microseconds (minimized). The sampled
+    ``net_arch`` is the policy's: an actor-critic student (PPO, SAC, TD3) gets it for its actor and its critic alike,
+    as SB3 reads a list ``net_arch``; only the actor is counted.
     Trial ``n``'s student is seeded with ``seed + n``; its net_arch, parameters, mean return and latency are stored as
     user attributes. A student with a performance-based alpha gets the references' returns (those its entry does not
     give), so that no trial measures them again.
@@ -279,7 +304,7 @@ class SizeSearchObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         recipe = self.recipe
         record_alpha_kind(trial, recipe.model_kwargs.get("alpha"))
-        sampled = {**sample_size_search_params(trial), **self.reference_kwargs()}
+        sampled = {**sample_size_search_params(trial, has_temperature(recipe.algo)), **self.reference_kwargs()}
         net_arch = sampled.pop("net_arch")
         trial_seed = self.seed + trial.number
         trial.set_user_attr("seed", trial_seed)
@@ -293,13 +318,12 @@ class SizeSearchObjective:
             )
             student.learn(recipe.n_timesteps, callback=recipe.callbacks or None)
             sync_envs_normalization(env, final_env)
-            q_net = student.q_net  # type: ignore[attr-defined]
-            result = evaluate_agent("student", student, q_net, final_env, self.eval_episodes)
+            result = evaluate_agent("student", student, acting_network(student), final_env, self.eval_episodes)
             latency = None
             if "latency" in self.objectives:
-                q_net.eval()
+                student.policy.set_training_mode(False)
                 observation, _ = student.policy.obs_to_tensor(final_env.reset())  # type: ignore[arg-type]
-                latency = batch1_latency_us(q_net, observation)
+                latency = batch1_latency_us(student.policy, observation)
         finally:
             for vec_env in (env, final_env):
                 vec_env.close()

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, trial_net_arch
 from sb3_distill.recipe import Recipe
-from sb3_distill.tuning.report import summarize_trials, zoo_config_entry
+from sb3_distill.tuning.report import summarize_trials, train_command_comment, zoo_config_entry
 from sb3_distill.tuning.settings import StudySettings
 
 # Where a size search records the teacher's and random returns, measured once for all trials and workers
@@ -43,18 +43,21 @@ def trial_row(trial: FrozenTrial, references: dict[str, Any]) -> dict[str, Any]:
 
 
 def front_table(rows: list[dict[str, Any]]) -> str:
-    """The front as printed: one row per trial, smallest first; the weight column is alpha, or alpha_0."""
+    """
+    The front as printed: one row per trial, smallest first; the weight column is alpha, or alpha_0; the temperature
+    column only for a student whose term has one.
+    """
     weight = "alpha_0" if "alpha_0" in rows[0] else "alpha"
-    header = (
-        f"{'trial':>6}  {'net_arch':<16}{'parameters':>11}{'of teacher':>12}{'score':>9}{'latency µs':>12}"
-        f"{weight:>8}{'temperature':>13}"
+    temperature = "temperature" in rows[0]
+    header = f"{'trial':>6}  {'net_arch':<16}{'parameters':>11}{'of teacher':>12}{'score':>9}{'latency µs':>12}{weight:>8}" + (
+        f"{'temperature':>13}" if temperature else ""
     )
     lines = [header]
     for row in rows:
         latency = f"{row['latency_us']:.1f}" if row["latency_us"] is not None else "-"
         lines.append(
             f"{row['trial']:>6}  {row['net_arch']!s:<16}{row['parameters']:>11,}{row['teacher_share']:>12.3%}"
-            f"{row['score']:>9.1%}{latency:>12}{row[weight]:>8.3f}{row['temperature']:>13.4g}"
+            f"{row['score']:>9.1%}{latency:>12}{row[weight]:>8.3f}" + (f"{row['temperature']:>13.4g}" if temperature else "")
         )
     lines.append("(score: (return - random) / (teacher - random), the teacher = 100%)")
     return "\n".join(lines)
@@ -124,8 +127,7 @@ def smallest_config(study: optuna.Study, trial: FrozenTrial, recipe: Recipe, min
     header = (
         f"# Smallest student on the Pareto front of Optuna study {study.study_name!r} with a normalized score >= "
         f"{min_score:g}: trial {trial.number}, score {trial.values[0]:.1%}, {trial.user_attrs.get('parameters')} parameters\n"
-        f"# after {recipe.n_timesteps} steps. Train it with\n"
-        f"#   python -m sb3_distill.zoo train --algo distilled_dqn --env {recipe.env_id} --conf-file <this file>\n"
+        + train_command_comment(recipe)
     )
     return header + yaml.safe_dump({recipe.env_id: entry}, sort_keys=False)
 

@@ -12,13 +12,12 @@ import yaml
 from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.trial import TrialState
 
-from sb3_distill.hyperparams_opt import convert_distilled_dqn_params, search_space
-from sb3_distill.recipe import Recipe, _override_net_arch, next_run_dir
 from sb3_distill.common.teacher import resolve_model_path
-from sb3_distill.tuning.objective import searches_alpha_0
+from sb3_distill.hyperparams_opt import convert_distilled_dqn_params
+from sb3_distill.recipe import Recipe, _override_net_arch, next_run_dir
+from sb3_distill.tuning.objective import weight_search_space
 from sb3_distill.tuning.settings import StudySettings
 
-BEST_CONFIG_FILE = "distilled_dqn.yml"
 PLOT_FILES = {
     "optimization_history": "optimization_history.png",
     "param_importances": "param_importances.png",
@@ -41,10 +40,24 @@ def new_report_dir(log_folder: str | os.PathLike, study_name: str) -> Path:
     raise FileExistsError(f"Could not create a new report folder under {str(log_folder)!r}")
 
 
+def best_config_file_name(recipe: Recipe) -> str:
+    """The best trial's config file: ``<algo>.yml``, as ``zoo_configs/`` names the students' configs."""
+    return f"{recipe.algo}.yml"
+
+
+def train_command_comment(recipe: Recipe) -> str:
+    """The comment lines of a written config that say how to train its student with the Zoo."""
+    return (
+        f"# after {recipe.n_timesteps} steps. Train it with\n"
+        f"#   python -m sb3_distill.zoo train --algo {recipe.algo} --env {recipe.env_id} --conf-file <this file>\n"
+    )
+
+
 def zoo_config_entry(recipe: Recipe, params: dict[str, Any], net_arch: list[int] | None = None) -> dict[str, Any]:
     """
     A trial's student as a ``zoo_configs`` entry: the recipe's entry with the trial's alpha and temperature (or
-    ``alpha: performance`` with the trial's alpha_0 and temperature; and hidden layers), the study's budget and the
+    ``alpha: performance`` with the trial's alpha_0; no temperature for a student whose term has none; and hidden
+    layers, which an actor-critic student's actor and critic both get), the study's budget and the
     teacher as an absolute path, as YAML reads it back.
 
     :param recipe: The study's student
@@ -66,29 +79,27 @@ def zoo_config_entry(recipe: Recipe, params: dict[str, Any], net_arch: list[int]
 
 def best_trial_config(study: optuna.Study, recipe: Recipe, storage_name: str, eval_episodes: int) -> str:
     """
-    The best trial as a ``zoo_configs`` YAML file: the student's entry with the best alpha and temperature, the study's
-    budget and the teacher as an absolute path.
+    The best trial as a ``zoo_configs`` YAML file (``<algo>.yml``): the student's entry with the best alpha and
+    temperature, the study's budget and the teacher as an absolute path.
     """
     best = study.best_trial
     entry = zoo_config_entry(recipe, best.params)
     header = (
         f"# Best trial ({best.number}) of Optuna study {study.study_name!r} in {storage_name}: mean return {best.value:.2f} "
-        f"over {eval_episodes} deterministic episodes\n# after {recipe.n_timesteps} steps. Train it with\n"
-        f"#   python -m sb3_distill.zoo train --algo distilled_dqn --env {recipe.env_id} --conf-file <this file>\n"
+        f"over {eval_episodes} deterministic episodes\n" + train_command_comment(recipe)
     )
     return header + yaml.safe_dump({recipe.env_id: entry}, sort_keys=False)
 
 
-def plot_study(
-    study: optuna.Study, output_dir: Path, performance_alpha: bool = False
-) -> tuple[dict[str, Path], dict[str, str]]:
+def plot_study(study: optuna.Study, output_dir: Path, recipe: Recipe) -> tuple[dict[str, Path], dict[str, str]]:
     """
     Optuna's matplotlib plots of a study: optimization history, parameter importances (PED-ANOVA) and the
-    alpha x temperature landscape (contour; alpha_0 x temperature for a performance-based alpha).
+    alpha x temperature landscape (contour; alpha_0 x temperature for a performance-based alpha; none for a student
+    whose term has no temperature).
 
     :param study: The study
     :param output_dir: Where the PNGs go
-    :param performance_alpha: The study sampled alpha_0 rather than alpha
+    :param recipe: The study's student, for what its trials sampled
     :return: (the PNGs written by name, the reason for each plot not made)
     """
     # Optuna draws with pyplot: the user's backend is left as it is, and each figure is closed once saved
@@ -96,11 +107,15 @@ def plot_study(
     from optuna.visualization import matplotlib as optuna_plots
 
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    searched = list(weight_search_space(recipe))
     written: dict[str, Path] = {}
     skipped: dict[str, str] = {}
+    if len(searched) < 2:
+        skipped["contour"] = f"the study searches {searched[0]} alone ({recipe.algo}'s term has no temperature)"
     if n_complete < 2:
         reason = f"needs at least 2 complete trials, the study has {n_complete}"
-        skipped.update(param_importances=reason, contour=reason)
+        skipped["param_importances"] = reason
+        skipped.setdefault("contour", reason)
     else:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -111,7 +126,7 @@ def plot_study(
     plots = {
         "optimization_history": lambda: optuna_plots.plot_optimization_history(study),
         "param_importances": lambda: optuna_plots.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator()),
-        "contour": lambda: optuna_plots.plot_contour(study, params=list(search_space(performance_alpha))),
+        "contour": lambda: optuna_plots.plot_contour(study, params=searched),
     }
     for name, plot in plots.items():
         if name in skipped:
@@ -140,6 +155,7 @@ def summarize_trials(
     summary: dict[str, Any] = {
         "study_name": study.study_name,
         "storage": storage_name,
+        "algo": recipe.algo,
         "env_id": recipe.env_id,
         "n_timesteps": recipe.n_timesteps,
         "eval_episodes": settings.eval_episodes,
@@ -154,8 +170,8 @@ def write_report(
     study: optuna.Study, recipe: Recipe, settings: StudySettings, storage_name: str, output_dir: Path
 ) -> dict[str, Any]:
     """
-    Write what a study found into ``output_dir``: the best trial as a zoo_configs YAML file, the plots and
-    ``summary.json``; print the best alpha and temperature.
+    Write what a study found into ``output_dir``: the best trial as a zoo_configs YAML file (``<algo>.yml``), the plots
+    and ``summary.json``; print the best alpha and temperature.
 
     :return: The summary
     """
@@ -166,9 +182,9 @@ def write_report(
     else:
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params, "user_attrs": best.user_attrs}
-        config_file = output_dir / BEST_CONFIG_FILE
+        config_file = output_dir / best_config_file_name(recipe)
         config_file.write_text(best_trial_config(study, recipe, storage_name, settings.eval_episodes))
-        plots, summary["skipped"] = plot_study(study, output_dir, searches_alpha_0(recipe))
+        plots, summary["skipped"] = plot_study(study, output_dir, recipe)
         summary["files"] = {"best_config": str(config_file), **{name: str(path) for name, path in plots.items()}}
         print(
             f"Best trial {best.number}: mean return {best.value:.2f} over {settings.eval_episodes} episodes with "

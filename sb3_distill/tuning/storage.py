@@ -12,10 +12,10 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from sb3_distill.hyperparams_opt import search_space, size_search_space
-from sb3_distill.recipe import Recipe
 from sb3_distill.common.teacher import resolve_model_path
-from sb3_distill.tuning.objective import searches_alpha_0
+from sb3_distill.hyperparams_opt import search_space, size_search_space
+from sb3_distill.recipe import ALGO_NAME, Recipe
+from sb3_distill.tuning.objective import weight_search_space
 from sb3_distill.tuning.settings import OBJECTIVE_DIRECTIONS, StudySettings
 
 # Where the objective's settings and the search space are recorded in a study, to check a resumed study against
@@ -105,10 +105,11 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
     What makes two trials' values comparable: a study continues only with the same ones. The teacher counts by its
     content, so workers on other machines may keep it elsewhere.
     """
-    ignored = {"teacher", "n_timesteps", "policy", *search_space(searches_alpha_0(recipe))}
+    ignored = {"teacher", "n_timesteps", "policy", *weight_search_space(recipe)}
     multi_objective = {"objectives": list(settings.objectives)} if settings.multi_objective else {}
     return {
         **multi_objective,
+        "algo": recipe.algo,
         "env_id": recipe.env_id,
         "n_timesteps": recipe.n_timesteps,
         "eval_episodes": settings.eval_episodes,
@@ -119,7 +120,7 @@ def objective_settings(recipe: Recipe, settings: StudySettings) -> dict[str, Any
 
 
 def study_search_space(
-    settings: StudySettings | None, performance_alpha: bool = False
+    settings: StudySettings | None, performance_alpha: bool = False, temperature: bool = True
 ) -> dict[str, optuna.distributions.BaseDistribution]:
     """
     The distributions a study samples: alpha (or alpha_0) and temperature, and in a size search the student's
@@ -127,10 +128,11 @@ def study_search_space(
 
     :param settings: The study's settings (None: a single-objective study)
     :param performance_alpha: The student's alpha is ``"performance"``: the study samples alpha_0 rather than alpha
+    :param temperature: The student's term has a temperature (:func:`sb3_distill.hyperparams_opt.has_temperature`)
     """
     if settings is not None and settings.multi_objective:
-        return size_search_space(performance_alpha)
-    return dict(search_space(performance_alpha))
+        return size_search_space(performance_alpha, temperature)
+    return dict(search_space(performance_alpha, temperature))
 
 
 def study_directions(settings: StudySettings) -> list[optuna.study.StudyDirection]:
@@ -170,6 +172,7 @@ def check_study(
     objective: dict[str, Any],
     settings: StudySettings | None = None,
     performance_alpha: bool = False,
+    temperature: bool = True,
 ) -> None:
     """
     Fail unless an existing study can be continued: same directions (the score maximized, the size minimized), same
@@ -180,6 +183,7 @@ def check_study(
     :param objective: :func:`objective_settings`
     :param settings: The study's settings, for its objectives and search space (None: a single-objective study)
     :param performance_alpha: The student's alpha is ``"performance"``: the study samples alpha_0 rather than alpha
+    :param temperature: The student's term has a temperature (:func:`sb3_distill.hyperparams_opt.has_temperature`)
     """
     expected = study_directions(settings) if settings is not None else [optuna.study.StudyDirection.MAXIMIZE]
     expected_directions = [direction.name.lower() for direction in expected]
@@ -190,7 +194,7 @@ def check_study(
             f"Study {study.study_name!r} in {storage_name!r} has the directions {directions}, but --objectives {objectives} "
             f"needs {expected_directions}: pass another --study-name"
         )
-    expected_space = study_search_space(settings, performance_alpha)
+    expected_space = study_search_space(settings, performance_alpha, temperature)
     check_search_space(study, storage_name, expected_space)
     recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR)
     space = {name: optuna.distributions.distribution_to_json(distribution) for name, distribution in expected_space.items()}
@@ -202,6 +206,9 @@ def check_study(
     # Compare as stored: JSON has no tuples
     current = json.loads(json.dumps(objective))
     recorded = study.user_attrs.get(OBJECTIVE_ATTR)
+    if recorded is not None and "algo" not in recorded:
+        # Recorded before studies of other students: those were DistilledDQN's
+        recorded = {"algo": ALGO_NAME, **recorded}
     if recorded is not None and recorded != current:
         differences = [
             f"{key}: study {recorded.get(key)!r}, now {current.get(key)!r}"

@@ -1,4 +1,4 @@
-"""Run (or continue) an Optuna study of DistilledDQN's alpha and temperature, or a size search (multi-objective)."""
+"""Run (or continue) an Optuna study of a student's alpha and temperature, or a size search (multi-objective)."""
 
 import os
 import warnings
@@ -7,9 +7,9 @@ from typing import Any
 
 import optuna
 
-from sb3_distill.recipe import DEFAULT_ENV
-from sb3_distill.recipe import Recipe
 from sb3_distill.common.teacher import Teacher
+from sb3_distill.hyperparams_opt import has_temperature
+from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, Recipe
 from sb3_distill.tuning.objective import (
     DistillationObjective,
     ReferenceReturns,
@@ -58,6 +58,7 @@ def study_references(
 
 def tune(
     env_id: str = DEFAULT_ENV,
+    algo: str = ALGO_NAME,
     *,
     teacher: str | os.PathLike | None = None,
     conf_file: str | os.PathLike | None = None,
@@ -70,8 +71,9 @@ def tune(
     device: str = "cpu",
 ) -> tuple[optuna.Study, dict[str, Any]]:
     """
-    Run (or continue) an Optuna study of DistilledDQN's alpha and temperature (of alpha_0 and temperature for a
-    student whose entry has ``alpha: performance``), then write its report. With
+    Run (or continue) an Optuna study of a student's alpha and temperature (of alpha_0 for a student whose entry has
+    ``alpha: performance``; of alpha or alpha_0 alone for the students whose term has no temperature, SAC and TD3,
+    :func:`sb3_distill.hyperparams_opt.has_temperature`), then write its report. With
     ``settings.objectives`` ``("score", "params")`` or ``("score", "latency")``, a size search: each trial samples the
     student's hidden layers too and reports its normalized score and its size; the report is the Pareto front
     (:func:`sb3_distill.tuning.pareto.write_pareto_report`).
@@ -80,12 +82,14 @@ def tune(
     env, the storage URL, and an existing study's search space and objective.
 
     :param env_id: The env
+    :param algo: The student's Zoo name (``distilled_dqn``, ``distilled_qrdqn``, ``distilled_ppo``, ``distilled_sac``,
+        ``distilled_td3``)
     :param teacher: Trusted teacher zip or RL Zoo log folder (None: the env's entry's teacher)
-    :param conf_file: Zoo-format YAML file with the student (None: ``zoo_configs/distilled_dqn.yml``)
+    :param conf_file: Zoo-format YAML file with the student (None: ``zoo_configs/<algo>.yml``)
     :param hyperparams: Values that replace the entry's, as the Zoo's ``-params`` gives them
     :param n_timesteps: Environment steps per trial (None: the entry's)
     :param storage: Optuna RDB storage URL (None: ``sqlite:///<log_folder>/studies.db``)
-    :param study_name: The study (None: ``distilled_dqn_<env_id>``); an existing one is continued
+    :param study_name: The study (None: ``<algo>_<env_id>``); an existing one is continued
     :param seed: Seeds the sampler (``seed + trials so far``) and, as ``seed + trial number``, each trial's student
         (None: an unseeded sampler, students seeded by their trial number, so that workers started alike sample
         differently; seeded workers need seeds of their own)
@@ -94,13 +98,15 @@ def tune(
     :return: (the study, the report's summary)
     """
     settings = settings or load_study_settings()
-    recipe = make_study_recipe(env_id, teacher, conf_file, hyperparams, n_timesteps)
+    recipe = make_study_recipe(
+        env_id, algo, teacher=teacher, conf_file=conf_file, hyperparams=hyperparams, n_timesteps=n_timesteps
+    )
     teacher_model = prepare_teacher(recipe, device)
     if storage is None:
         Path(settings.log_folder).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(Path(settings.log_folder) / 'studies.db').as_posix()}"
     storage_name = storage_display_name(storage)
-    study_name = study_name or f"distilled_dqn_{env_id.replace('/', '-')}"
+    study_name = study_name or f"{algo}_{env_id.replace('/', '-')}"
     with warnings.catch_warnings():
         # Heartbeats, retries and the matplotlib plots are marked experimental by Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -111,7 +117,14 @@ def tune(
             directions=study_directions(settings),
             load_if_exists=True,
         )
-        check_study(study, storage_name, objective_settings(recipe, settings), settings, searches_alpha_0(recipe))
+        check_study(
+            study,
+            storage_name,
+            objective_settings(recipe, settings),
+            settings,
+            searches_alpha_0(recipe),
+            has_temperature(algo),
+        )
         n_existing = len(study.get_trials(deepcopy=False))
         if n_existing:
             print(f"Continuing study {study_name!r}: {n_existing} trials so far")
@@ -123,9 +136,10 @@ def tune(
         if settings.multi_objective:
             references = study_references(study, recipe, teacher_model, settings, seed or 0, device)
             print(
-                f"Size search {study_name!r} in {storage_name}: {settings.n_trials} trials of {recipe.n_timesteps:,} steps "
-                f"on {env_id}, objectives {' and '.join(settings.objectives)}, teacher {recipe.teacher!r} (return "
-                f"{references.teacher_return:.1f}, random {references.random_return:.1f}), sampler {settings.sampler}, "
+                f"Size search {study_name!r} in {storage_name}: {settings.n_trials} trials of {algo}, "
+                f"{recipe.n_timesteps:,} steps on {env_id}, objectives {' and '.join(settings.objectives)}, teacher "
+                f"{recipe.teacher!r} (return {references.teacher_return:.1f}, random {references.random_return:.1f}), "
+                f"sampler {settings.sampler}, "
                 f"no pruning (Optuna prunes no multi-objective study), final evaluation over {settings.eval_episodes} episodes"
             )
             objective = SizeSearchObjective(
@@ -133,9 +147,9 @@ def tune(
             )
         else:
             print(
-                f"Study {study_name!r} in {storage_name}: {settings.n_trials} trials of {recipe.n_timesteps:,} steps on "
-                f"{env_id}, teacher {recipe.teacher!r}, sampler {settings.sampler}, pruner {settings.pruner}, evaluations "
-                f"every {eval_freq:,} steps over {settings.eval_episodes} episodes"
+                f"Study {study_name!r} in {storage_name}: {settings.n_trials} trials of {algo}, {recipe.n_timesteps:,} "
+                f"steps on {env_id}, teacher {recipe.teacher!r}, sampler {settings.sampler}, pruner {settings.pruner}, "
+                f"evaluations every {eval_freq:,} steps over {settings.eval_episodes} episodes"
             )
             objective = DistillationObjective(recipe, teacher_model, eval_freq, settings.eval_episodes, seed or 0, device)
         try:
