@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 PACKAGE := sb3_distill
 
-.PHONY: test test-all lint type format check-codestyle
+.PHONY: test test-all lint type format check-codestyle docs
 
 # The fast suite: what CI runs
 test:
@@ -23,3 +23,7 @@ format:
 
 check-codestyle:
 	ruff format --check $(PACKAGE) tests setup.py tuning benchmarks
+
+# The Sphinx site in docs/_build/html (offline, warnings as errors)
+docs:
+	bash scripts/build_docs.sh

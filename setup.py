@@ -49,6 +49,8 @@ extras = {
     "export": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.32"],
     # MinAtar's games (MinAtar/Breakout-v1, ...) for sb3_distill.minatar; version 1.0.15 tested
     "minatar": ["minatar>=1.0.15"],
+    # The Sphinx site in docs/ (scripts/build_docs.sh): Markdown pages through myst-parser, SB3's theme
+    "docs": ["sphinx>=8", "sphinx_rtd_theme>=3", "myst-parser>=4"],
     "tests": [
         "pytest",
         "pandas",
