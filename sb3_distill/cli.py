@@ -11,9 +11,11 @@ The ``sb3-distill`` command: it parses arguments and calls the rest of the packa
 """
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch as th
@@ -21,8 +23,9 @@ from rl_zoo3.utils import StoreDict
 
 from sb3_distill.algorithms import STUDENT_ALGOS, TEACHER_ALGOS
 from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
-from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, make_recipe
-from sb3_distill.runs import distill, train_teacher
+from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, read_run_file
+from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, Recipe, make_recipe
+from sb3_distill.runs import RunInterrupted, distill, train_teacher
 from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
 
 # What a command reports as a one-line `error:` (exit status 2) rather than a traceback
@@ -33,6 +36,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive integer")
     return value
 
 
@@ -123,6 +133,20 @@ def add_distill_command(subparsers: Any) -> None:
     parser.add_argument(
         "--curve-episodes", type=positive_int, default=5, help="Episodes per learning-curve point (default: %(default)s)"
     )
+    parser.add_argument(
+        "--checkpoint-freq",
+        type=non_negative_int,
+        default=None,
+        help="Steps between checkpoints of the student and its replay buffer in the run folder (default: a tenth of the "
+        "budget, at least 10,000; 0: only when interrupted by Ctrl-C or SIGTERM)",
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="Continue an interrupted or killed run from its latest checkpoint to its budget, with its own settings "
+        "(only --device, --verbose and --no-progress-bar may be given with it)",
+    )
     parser.set_defaults(func=cmd_distill)
 
 
@@ -134,12 +158,40 @@ def student_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+# What a command says when Ctrl-C or SIGTERM stops it outside a distillation's training (which saves its work first)
+INTERRUPTED = {
+    "distill": "stopped before training started; nothing was trained, so nothing was saved",
+    "teacher": "stopped: the teacher was not saved (run the command again)",
+    "tune": "stopped: the study's finished trials are kept in its storage; run the same command to continue the study",
+    "export": "stopped: nothing was written",
+}
+# What may be given with --resume: the rest of the settings are the run's own (its run.json)
+RESUME_OPTIONS = {"--resume": 1, "--device": 1, "--verbose": 1, "--no-progress-bar": 0}
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return resume_distill(args)
+    distill(
+        distill_recipe(args),
+        args.log_folder,
+        eval_freq=args.eval_freq,
+        curve_episodes=args.curve_episodes,
+        tensorboard_log=args.tensorboard_log,
+        checkpoint_freq=args.checkpoint_freq,
+        argv=args.argv,
+        **run_options(args),
+    )
+    return 0
+
+
+def distill_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe that ``sb3-distill distill``'s options describe."""
     overrides = student_overrides(args)
     for key in ("alpha", "temperature"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    recipe = make_recipe(
+    return make_recipe(
         args.env,
         args.algo,
         conf_file=args.conf_file,
@@ -148,13 +200,45 @@ def cmd_distill(args: argparse.Namespace) -> int:
         n_timesteps=args.n_timesteps,
         net_arch=args.net_arch,
     )
+
+
+def resume_distill(args: argparse.Namespace) -> int:
+    """``sb3-distill distill --resume RUN_DIR``: the run's own command line again, continued from its checkpoint."""
+    given = args.argv[1:] if args.argv[:1] == ["distill"] else args.argv
+    index = 0
+    while index < len(given):
+        option = given[index].split("=", 1)[0]
+        if option not in RESUME_OPTIONS:
+            raise ValueError(
+                f"--resume takes the run's own settings (its run.json): {given[index]!r} cannot be given with it "
+                f"(only {', '.join(RESUME_OPTIONS)})"
+            )
+        index += 1 + (RESUME_OPTIONS[option] if "=" not in given[index] else 0)
+    run_dir = Path(args.resume)
+    run = read_run_file(run_dir)
+    if run["argv"] is None:
+        raise ValueError(
+            f"--resume {run_dir}: the run was started from Python (run.json records no command line): resume it with "
+            f"sb3_distill.runs.distill(recipe, log_folder, resume={str(run_dir)!r})"
+        )
+    saved = build_parser().parse_args(run["argv"])
+    # Files the run named relative to where it was started
+    for name in ("conf_file", "teacher"):
+        value = getattr(saved, name)
+        if value is not None and not Path(value).is_absolute() and (Path(run["cwd"]) / value).exists():
+            setattr(saved, name, str(Path(run["cwd"]) / value))
+    for name in ("device", "verbose", "no_progress_bar"):
+        setattr(saved, name, getattr(args, name))
+    saved.command_line = run.get("command", "")
     distill(
-        recipe,
-        args.log_folder,
-        eval_freq=args.eval_freq,
-        curve_episodes=args.curve_episodes,
-        tensorboard_log=args.tensorboard_log,
-        **run_options(args),
+        distill_recipe(saved),
+        saved.log_folder,
+        eval_freq=saved.eval_freq,
+        curve_episodes=saved.curve_episodes,
+        tensorboard_log=saved.tensorboard_log,
+        checkpoint_freq=saved.checkpoint_freq,
+        resume=run_dir,
+        **run_options(saved),
     )
     return 0
 
@@ -344,14 +428,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["distill", *argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv
     args.command_line = "sb3-distill " + " ".join(argv)
     if args.device == "auto":
         args.device = "cuda" if th.cuda.is_available() else "cpu"
+    # SIGTERM (timeout, a cluster's pre-emption) ends the command as Ctrl-C does: training saves its work first
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunInterrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        return interrupted.exit_status
+    except KeyboardInterrupt as interrupt:
+        signum = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+        print(f"{signum.name}: {INTERRUPTED.get(args.command, 'stopped')}", file=sys.stderr)
+        return SIGNAL_EXIT_STATUS[signum]
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, outside training (where it stops the run at its next step)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 if __name__ == "__main__":

@@ -7,15 +7,33 @@ outputs into a new numbered folder or a file they will not overwrite unasked.
 
 import json
 import os
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stable_baselines3.common.callbacks import EvalCallback
-from stable_baselines3.common.vec_env import sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_distill.algorithms import PLAIN_CLASSES, STUDENT_ALGOS, TEACHER_ALGOS, acting_network
+from sb3_distill.checkpoints import (
+    CHECKPOINTS_DIR,
+    POINTER_FILE,
+    REPLAY_BUFFER_FILE,
+    RUN_FILE,
+    SIGNAL_EXIT_STATUS,
+    STUDENT_FILE,
+    RunCheckpoints,
+    default_checkpoint_freq,
+    graceful_interrupts,
+    read_checkpoint,
+    restore_vec_normalize,
+    resume_evaluations,
+    write_checkpoint,
+    write_json_atomically,
+)
 from sb3_distill.common.distillation import DistillationMixin
 from sb3_distill.recipe import Recipe, next_run_dir
 from sb3_distill.report import (
@@ -166,6 +184,39 @@ def train_teacher(
     return metadata
 
 
+class RunInterrupted(Exception):
+    """
+    A run stopped by Ctrl-C or SIGTERM after saving its work: the message says where and how to resume.
+
+    :param message: The line to print
+    :param exit_status: The command's exit status (130 for SIGINT, 143 for SIGTERM)
+    """
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"sb3-distill distill --resume {run_dir}"
+
+
+def _load_checkpoint(recipe: Recipe, env: VecEnv, checkpoint_dir: Path, device: str, verbose: int, **kwargs: Any) -> Any:
+    """The student of a checkpoint, with its teacher and (off-policy) its replay buffer, on the run's training env."""
+    student: Any = STUDENT_ALGOS[recipe.algo].load(
+        checkpoint_dir / STUDENT_FILE,
+        env=env,
+        device=device,
+        teacher=recipe.teacher,
+        trust_teacher=bool(recipe.model_kwargs.get("trust_teacher", False)),
+        verbose=verbose,
+        **kwargs,
+    )
+    if (checkpoint_dir / REPLAY_BUFFER_FILE).exists():
+        student.load_replay_buffer(checkpoint_dir / REPLAY_BUFFER_FILE)
+    return student
+
+
 def distill(
     recipe: Recipe,
     log_folder: str | os.PathLike,
@@ -179,10 +230,16 @@ def distill(
     eval_episodes: int = 20,
     tensorboard_log: str | None = None,
     command: str = "",
+    checkpoint_freq: int | None = None,
+    resume: str | os.PathLike | None = None,
+    argv: list[str] | None = None,
 ) -> dict[str, Any]:
     """
     Distill a student with a recipe, then compare it with its teacher and a random policy: print the table, and write
     ``student.zip``, ``evaluations.npz``, ``learning_curve.png`` and ``comparison.json`` into a new run folder.
+
+    The run saves checkpoints as it trains (:mod:`sb3_distill.checkpoints`); Ctrl-C or SIGTERM stop it at the next step
+    with a checkpoint, and ``resume`` continues it to its budget.
 
     :param recipe: A student's recipe (``distilled_dqn``, ``distilled_sac``, ...)
     :param log_folder: Where the run folder ``<env>_<n>`` is made
@@ -195,44 +252,140 @@ def distill(
     :param eval_episodes: Deterministic episodes of the final evaluation of teacher, student and random policy
     :param tensorboard_log: TensorBoard log folder (None: no TensorBoard logging)
     :param command: The command line, recorded in ``comparison.json``
+    :param checkpoint_freq: Environment steps between checkpoints (None: :func:`default_checkpoint_freq`; 0: a
+        checkpoint only when interrupted)
+    :param resume: A run folder of the same recipe to continue from its latest checkpoint (from the start where it has
+        none) instead of a new run
+    :param argv: The command line's arguments, recorded in ``run.json`` for ``sb3-distill distill --resume``
     :return: What ``comparison.json`` holds
+    :raises RunInterrupted: Ctrl-C or SIGTERM stopped the run, after it saved a checkpoint
     """
     _check_algo(recipe, STUDENT_ALGOS, "student")
+    if checkpoint_freq is None:
+        checkpoint_freq = default_checkpoint_freq(recipe.n_timesteps)
+    if checkpoint_freq < 0:
+        raise ValueError(f"checkpoint_freq={checkpoint_freq}: expected 0 (only on an interrupt) or a positive number of steps")
     env = recipe.make_env(seed=seed)
-    # Builds and checks the teacher before any training or any folder is made
-    student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
-    assert isinstance(student, DistillationMixin) and student.teacher is not None
+    checkpoint = None
+    if resume is not None:
+        run_dir = Path(resume)
+        checkpoint = read_checkpoint(run_dir)
+        if (run_dir / "comparison.json").exists():
+            raise ValueError(f"--resume {run_dir}: the run is complete (comparison.json is written); nothing to resume")
+    student: Any
+    state: dict[str, Any] = {"num_timesteps": 0, "train_seconds": 0.0, "trained": False}
+    if checkpoint is not None:
+        checkpoint_dir, state = checkpoint
+        env = restore_vec_normalize(env, checkpoint_dir)
+        student = _load_checkpoint(recipe, env, checkpoint_dir, device, verbose, tensorboard_log=tensorboard_log)
+    else:
+        # Builds and checks the teacher before any training or any folder is made
+        student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
+    if not isinstance(student, DistillationMixin) or student.teacher is None:  # the recipe was checked: a student
+        raise TypeError(f"{type(student).__name__} is not a student with a teacher")
+    student = cast(Any, student)
     teacher = student.teacher
     student_parameters = count_parameters(acting_network(student))
-    check_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
-    sync_envs_normalization(env, check_env)
-    quick_teacher = evaluate_agent("teacher", TeacherAgent(teacher, student.device), 0, check_env, QUICK_CHECK_EPISODES)
-    warn_before_training(
-        student_parameters,
-        teacher.num_parameters(),
-        quick_teacher.mean_return,
-        random_policy_return(check_env, QUICK_CHECK_EPISODES, seed=seed),
-    )
-    run_dir = next_run_dir(log_folder, recipe.env_id)
+    if resume is None:
+        check_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
+        sync_envs_normalization(env, check_env)
+        quick_teacher = evaluate_agent("teacher", TeacherAgent(teacher, student.device), 0, check_env, QUICK_CHECK_EPISODES)
+        warn_before_training(
+            student_parameters,
+            teacher.num_parameters(),
+            quick_teacher.mean_return,
+            random_policy_return(check_env, QUICK_CHECK_EPISODES, seed=seed),
+        )
+        check_env.close()
+        run_dir = next_run_dir(log_folder, recipe.env_id)
+        write_json_atomically(
+            run_dir / RUN_FILE,
+            {"argv": argv, "cwd": os.getcwd(), "env_id": recipe.env_id, "algo": recipe.algo, "seed": seed,
+             "n_timesteps": recipe.n_timesteps, "checkpoint_freq": checkpoint_freq, "command": command},
+        )  # fmt: skip
+        what = "Distilling"
+    else:
+        what = f"Resuming at step {student.num_timesteps:,}: distilling"
     print(
-        f"Distilling the {teacher.algorithm} teacher {display_path(str(recipe.teacher))} ({teacher.num_parameters():,} "
+        f"{what} the {teacher.algorithm} teacher {display_path(str(recipe.teacher))} ({teacher.num_parameters():,} "
         f"parameters) into a {student_description(recipe)} {PLAIN_CLASSES[recipe.algo].__name__} student "
         f"({student_parameters:,} parameters, {student_parameters / teacher.num_parameters():.2%} of the teacher) on "
         f"{recipe.env_id} for {recipe.n_timesteps:,} steps ({_settings_text(student)}) -> {run_dir}"
     )
-    eval_callback = EvalCallback(
-        recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),
-        n_eval_episodes=curve_episodes,
-        eval_freq=max(eval_freq // recipe.n_envs, 1),
-        log_path=str(run_dir),
-        deterministic=True,
-        verbose=0,
-    )
-    start = time.perf_counter()
-    student.learn(recipe.n_timesteps, callback=[*recipe.callbacks, eval_callback], progress_bar=progress_bar)
-    train_seconds = time.perf_counter() - start
-    student.save(run_dir / "student.zip")
+    if not state["trained"]:
+        eval_callback = EvalCallback(
+            recipe.make_env(seed=seed + CURVE_SEED_OFFSET, n_envs=1, eval_env=True),
+            n_eval_episodes=curve_episodes,
+            eval_freq=max(eval_freq // recipe.n_envs, 1),
+            log_path=str(run_dir),
+            deterministic=True,
+            verbose=0,
+        )
+        if checkpoint is not None:
+            resume_evaluations(eval_callback, run_dir, student.num_timesteps, recipe.n_envs)
+        with graceful_interrupts() as stop:
+            checkpoints = RunCheckpoints(run_dir, checkpoint_freq, stop, float(state["train_seconds"]))
+            try:
+                student.learn(
+                    max(recipe.n_timesteps - student.num_timesteps, 0),
+                    callback=[*recipe.callbacks, eval_callback, checkpoints],
+                    progress_bar=progress_bar,
+                    reset_num_timesteps=checkpoint is None,
+                )
+            except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, the student may be mid-update
+                kept = read_checkpoint(run_dir)
+                raise RunInterrupted(
+                    f"SIGINT twice at step {student.num_timesteps:,}: stopped at once without saving; "
+                    + (
+                        f"the checkpoint of step {kept[1]['num_timesteps']:,} is kept; continue with: "
+                        if kept is not None
+                        else "no checkpoint was written yet; start again from step 0 with: "
+                    )
+                    + resume_command(run_dir),
+                    SIGNAL_EXIT_STATUS[signal.SIGINT],
+                ) from None
+            interrupted = stop.signal
+        train_seconds = checkpoints.train_seconds()
+        if interrupted is not None:
+            saved = checkpoints.save()
+            raise RunInterrupted(
+                f"{interrupted.name} at step {student.num_timesteps:,} of {recipe.n_timesteps:,}: the student and its "
+                f"training state are saved in {saved}; continue with: {resume_command(run_dir)}",
+                SIGNAL_EXIT_STATUS[interrupted],
+            )
+        student.save(run_dir / "student.zip")
+        write_checkpoint(run_dir, student, train_seconds, trained=True)
+    else:
+        train_seconds = float(state["train_seconds"])
+        student.save(run_dir / "student.zip")
+    try:
+        comparison = _evaluate_and_report(
+            recipe, student, env, run_dir, train_seconds, seed=seed, eval_episodes=eval_episodes, command=command
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"Interrupted during the final evaluation: the trained student is saved in {run_dir / 'student.zip'}; "
+            f"evaluate it with: {resume_command(run_dir)}",
+            SIGNAL_EXIT_STATUS[signal.SIGINT],
+        ) from None
+    # The run is complete: its checkpoints (a replay buffer can be large) are no longer needed
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    (run_dir / POINTER_FILE).unlink(missing_ok=True)
+    return comparison
 
+
+def _evaluate_and_report(
+    recipe: Recipe,
+    student: Any,
+    env: VecEnv,
+    run_dir: Path,
+    train_seconds: float,
+    *,
+    seed: int,
+    eval_episodes: int,
+    command: str,
+) -> dict[str, Any]:
+    """The final evaluation of teacher, student and a random policy: the table printed, the run folder's files."""
     # The teacher acts greedily on the values it was distilled from, or with its mean action: its SB3 model is never
     # unpickled
     teacher_agent = TeacherAgent(student.teacher, student.device, saved_num_timesteps(str(recipe.teacher)))
@@ -260,7 +413,6 @@ def distill(
         hyperparams=recipe.hyperparams,
         command=command,
     )
-    (run_dir / "comparison.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
     outputs = [run_dir / "student.zip"]
     if (run_dir / "evaluations.npz").exists():
         outputs.append(
@@ -271,6 +423,8 @@ def distill(
                 title=f"{recipe.env_id}: student ({student_result.parameters:,} params) vs teacher",
             )
         )
+    # Written last, and atomically: a run folder with a comparison.json is complete
+    write_json_atomically(run_dir / "comparison.json", comparison)
     outputs.append(run_dir / "comparison.json")
     plain = PLAIN_CLASSES[recipe.algo]
     print(
