@@ -126,7 +126,8 @@ def export_student(
     :param path: The student's zip (DQN or DistilledDQN)
     :param export_format: ``onnx`` (torch.onnx.export, run with onnxruntime) or ``torchscript`` (torch.jit.trace)
     :param output: The file to write (None: ``path`` with ``.onnx`` or ``.pt``)
-    :param env: The env of the check: an env id, a Gymnasium env or a VecEnv (None: the env id recorded beside the zip)
+    :param env: The env of the check: an env id, a Gymnasium env or a VecEnv (None: the env id recorded beside the zip;
+        without one, every observation of the check is sampled from the zip's observation space)
     :param n_check: Observations of the check
     :param force: Overwrite ``output`` if it exists
     :param seed: Seed of the check's observations
@@ -148,9 +149,12 @@ def export_student(
             import_extra(package)
     env = env if env is not None else recorded_env_id(path)
     env_name = env if isinstance(env, str) or env is None else type(env).__name__
-    if env is None:
-        raise ValueError(f"no env is recorded beside {str(path)!r} (comparison.json): pass the env id with --env (env=)")
     model = DQN.load(Path(path), device="cpu")
+    if env is None:
+        print(
+            f"Note: no env is recorded beside {str(path)!r} (comparison.json) and none was given (--env): the check's "
+            f"observations are all sampled from the observation space the zip records, {model.observation_space}"
+        )
     model.policy.set_training_mode(False)
     observations = check_observations(model, env, n_check, seed)
     names, threads = input_names(model.observation_space), th.get_num_threads()
@@ -192,8 +196,13 @@ def export_student(
         f"Wrote {output} ({result.size_bytes:,} bytes, {export_format}); inputs: {'; '.join(result.inputs)}; output: q_values"
     )
     print(
-        f"Checked on {n_check} observations ({n_check // 2} from a random-action rollout of {env_name}, the rest sampled "
-        f"from the observation space): greedy actions equal DQN.predict, max |Q difference| {max_difference:.2g}, "
+        f"Checked on {n_check} observations ("
+        + (
+            f"{n_check // 2} from a random-action rollout of {env_name}, the rest sampled from the observation space"
+            if env is not None
+            else "sampled from the zip's observation space"
+        )
+        + f"): greedy actions equal DQN.predict, max |Q difference| {max_difference:.2g}, "
         f"{max_scaled:.2g} relative to max(1, |Q|) (tolerance {tolerance:g})"
     )
     if latency_repeats > 0:

@@ -92,27 +92,31 @@ def _observation_env(env: str | gym.Env | VecEnv, model: DQN, seed: int) -> VecE
     return vec_env
 
 
-def check_observations(model: DQN, env: str | gym.Env | VecEnv, n_observations: int, seed: int = 0) -> Observations:
+def check_observations(model: DQN, env: str | gym.Env | VecEnv | None, n_observations: int, seed: int = 0) -> Observations:
     """
     Observations of the parity check: half from a rollout of the env with random actions, half sampled from the
-    observation space (values a rollout may never reach), both seeded.
+    observation space (values a rollout may never reach), both seeded; all sampled from the observation space the zip
+    records when there is no env.
 
     :param model: The student
-    :param env: A registered env id (built with the project's Zoo settings), a Gymnasium env or a VecEnv
+    :param env: A registered env id (built with the project's Zoo settings), a Gymnasium env or a VecEnv; None: none
     :param n_observations: How many (at least 2)
     :param seed: Seed of the env, its random actions and the space's sampler
     """
     if n_observations < 2:
         raise ValueError(f"n_check={n_observations!r}, expected at least 2 observations")
-    vec_env = _observation_env(env, model, seed)
-    vec_env.seed(seed)
-    vec_env.action_space.seed(seed)
     rollout: list[Any] = []
-    observation = vec_env.reset()
-    while len(rollout) < n_observations // 2:
-        rollout += [{key: value[0] for key, value in observation.items()} if isinstance(observation, dict) else observation[0]]
-        observation = vec_env.step(np.array([vec_env.action_space.sample()]))[0]
-    vec_env.close()
+    if env is not None:
+        vec_env = _observation_env(env, model, seed)
+        vec_env.seed(seed)
+        vec_env.action_space.seed(seed)
+        observation = vec_env.reset()
+        while len(rollout) < n_observations // 2:
+            rollout += [
+                {key: value[0] for key, value in observation.items()} if isinstance(observation, dict) else observation[0]
+            ]
+            observation = vec_env.step(np.array([vec_env.action_space.sample()]))[0]
+        vec_env.close()
     space = model.observation_space
     space.seed(seed)
     samples = rollout + [space.sample() for _ in range(n_observations - len(rollout))]
