@@ -12,7 +12,7 @@ test-all:
 	python -m pytest -v
 
 lint:
-	ruff check $(PACKAGE) tests setup.py tuning benchmarks
+	ruff check $(PACKAGE) tests setup.py tuning benchmarks docs/conf.py docs/generate_results.py
 
 type:
 	mypy $(PACKAGE)

@@ -61,6 +61,8 @@ extras = {
         "psycopg[binary]",
         "psycopg2-binary",
         "minatar>=1.0.15",
+        # the docs' browser test drives Debian's /usr/bin/chromium through /usr/bin/chromedriver
+        "selenium>=4.20",
     ],
 }
 extras["all"] = sorted({requirement for group in extras.values() for requirement in group})

@@ -66,5 +66,17 @@ def insert_cli_help(app, docname: str, source: list[str]) -> None:
         source[0] = source[0].replace(CLI_MARKER, cli_help_markdown())
 
 
+def generate_results_pages(app, config) -> None:
+    """Write docs/results/ (one page per benchmark, from benchmarks/results/) before Sphinx looks for its sources."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_results", os.path.join(DOCS_DIR, "generate_results.py"))
+    generator = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generator  # its dataclasses look their module up there
+    spec.loader.exec_module(generator)
+    generator.main(os.path.join(DOCS_DIR, "results"))
+
+
 def setup(app):
+    app.connect("config-inited", generate_results_pages)
     app.connect("source-read", insert_cli_help)
