@@ -72,17 +72,25 @@ def write_checkpoint(run_dir: Path, model: BaseAlgorithm, train_seconds: float, 
     final = checkpoints / f"step_{step}"
     tmp = checkpoints / f".tmp_step_{step}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save(tmp / STUDENT_FILE)
-    if not trained and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
-        model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
-    env = model.get_env()
-    vec_normalize = unwrap_vec_normalize(env) if env is not None else None
-    if vec_normalize is not None:
-        vec_normalize.save(str(tmp / VEC_NORMALIZE_FILE))
-    files = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
-    state = {"num_timesteps": step, "train_seconds": round(train_seconds, 2), "trained": trained, "files": files}
-    write_json_atomically(tmp / STATE_FILE, state)
+    try:
+        tmp.mkdir()
+        model.save(tmp / STUDENT_FILE)
+        if not trained and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+            model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
+        env = model.get_env()
+        vec_normalize = unwrap_vec_normalize(env) if env is not None else None
+        if vec_normalize is not None:
+            vec_normalize.save(str(tmp / VEC_NORMALIZE_FILE))
+        files = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
+        state = {"num_timesteps": step, "train_seconds": round(train_seconds, 2), "trained": trained, "files": files}
+        write_json_atomically(tmp / STATE_FILE, state)
+    except OSError as error:  # a full disk, a folder made read-only: the previous checkpoint stays the run's
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = read_checkpoint(run_dir)
+        raise OSError(
+            f"Could not write the checkpoint of step {step:,} into {str(checkpoints)!r} ({error.strerror or error}); "
+            + (f"the checkpoint of step {kept[1]['num_timesteps']:,} is kept" if kept is not None else "no checkpoint is kept")
+        ) from None
     if final.exists():  # the same step saved again (an interrupt right after a periodic checkpoint)
         shutil.rmtree(final)
     os.replace(tmp, final)

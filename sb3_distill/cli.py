@@ -29,7 +29,8 @@ from sb3_distill.runs import RunInterrupted, distill, train_teacher
 from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
 
 # What a command reports as a one-line `error:` (exit status 2) rather than a traceback
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError, KeyError)
+# (OSError: a missing, unreadable or unwritable file or folder, named in its message)
+USER_ERRORS = (ValueError, TypeError, OSError, KeyError)
 
 
 def positive_int(text: str) -> int:
@@ -258,7 +259,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     )
     train_teacher(
         recipe,
-        args.output or f"teachers/{args.env.replace('/', '-')}_{args.algo}.zip",
+        args.output if args.output is not None else f"teachers/{args.env.replace('/', '-')}_{args.algo}.zip",
         force=args.force,
         **run_options(args),
     )
@@ -342,6 +343,8 @@ def add_tune_command(subparsers: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    if args.study_name is not None and not args.study_name.strip():
+        raise ValueError(f"--study-name {args.study_name!r}: expected a name (or leave it out for <algo>_<env>)")
     # Options left out (None) keep tuning/study.yml's values
     settings = load_study_settings(**{field.name: getattr(args, field.name, None) for field in fields(StudySettings)})
     _, summary = tune(
@@ -373,7 +376,10 @@ def add_export_command(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the check's observations (default: %(default)s)")
     parser.add_argument(
-        "--repeats", type=int, default=200, help="Timed calls at batch 1 (a quarter at 256), 0: none (default: %(default)s)"
+        "--repeats",
+        type=non_negative_int,
+        default=200,
+        help="Timed calls at batch 1 (a quarter at 256), 0: none (default: %(default)s)",
     )
     parser.add_argument(
         "--tolerance",
@@ -432,6 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = "sb3-distill " + " ".join(argv)
     if args.device == "auto":
         args.device = "cuda" if th.cuda.is_available() else "cpu"
+    try:
+        th.device(args.device)
+    except RuntimeError:
+        print(f"error: --device {args.device!r} is not a torch device (expected auto, cpu, cuda or cuda:N)", file=sys.stderr)
+        return 2
     # SIGTERM (timeout, a cluster's pre-emption) ends the command as Ctrl-C does: training saves its work first
     previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -9,6 +9,7 @@ files. Other SB3 zips (PPO, ...) are refused before that, from the zip's readabl
 
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,18 @@ def _latency(model: DQN, runners: dict[str, Runner], observations: Observations,
     return median_latency(runs, repeats)
 
 
+def load_student(path: str | os.PathLike) -> DQN:
+    """The student of a checked zip (:func:`check_student_zip`), loaded with SB3's loader, its weights finite."""
+    try:
+        model = DQN.load(Path(path), device="cpu")
+    except (KeyError, ValueError, RuntimeError, zipfile.BadZipFile) as error:
+        raise ValueError(f"Student file {str(path)!r} could not be loaded as a DQN student: {error}") from None
+    broken = [name for name, tensor in model.q_net.state_dict().items() if not th.isfinite(tensor).all()]
+    if broken:
+        raise ValueError(f"Student file {str(path)!r} has NaN or infinite weights ({', '.join(broken[:3])}): no export")
+    return model
+
+
 def export_student(
     path: str | os.PathLike,
     export_format: str = "onnx",
@@ -149,7 +162,7 @@ def export_student(
             import_extra(package)
     env = env if env is not None else recorded_env_id(path)
     env_name = env if isinstance(env, str) or env is None else type(env).__name__
-    model = DQN.load(Path(path), device="cpu")
+    model = load_student(path)
     if env is None:
         print(
             f"Note: no env is recorded beside {str(path)!r} (comparison.json) and none was given (--env): the check's "

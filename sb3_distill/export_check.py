@@ -58,13 +58,26 @@ def check_student_zip(path: str | os.PathLike) -> None:
 
 
 def recorded_env_id(path: str | os.PathLike) -> str | None:
-    """The env id that ``sb3-distill distill`` records beside the student (``comparison.json``), if any."""
+    """
+    The env id that ``sb3-distill distill`` records beside the student (``comparison.json``); None when there is no
+    such file. A ``comparison.json`` that is there but unreadable, or records no env id, is an error naming it.
+    """
     record = Path(path).with_name("comparison.json")
-    try:
-        env_id = json.loads(record.read_text()).get("env_id")
-    except (OSError, ValueError, AttributeError):
+    if not record.exists():
         return None
-    return env_id if isinstance(env_id, str) else None
+    try:
+        comparison = json.loads(record.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{str(record)!r} beside the student is not readable JSON ({error}): repair or remove it, or pass --env"
+        ) from None
+    env_id = comparison.get("env_id") if isinstance(comparison, dict) else None
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(
+            f"{str(record)!r} beside the student records no env id (expected a JSON object with an 'env_id' string, "
+            f"as sb3-distill distill writes): repair or remove it, or pass --env"
+        )
+    return env_id
 
 
 def same_kind(space: gym.Space, other: gym.Space) -> bool:

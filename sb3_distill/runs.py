@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -110,6 +111,20 @@ def _settings_text(student: Any) -> str:
     return f"alpha={student.alpha}, temperature={student.temperature}{loss}"
 
 
+def check_writable_folder(folder: Path) -> None:
+    """Fail now, before any training, if files cannot be written into ``folder`` (or its nearest existing parent)."""
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"Cannot write into {str(folder)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise PermissionError(f"Cannot write into {str(folder)!r} ({error.strerror}): choose another output") from None
+
+
 def _check_algo(recipe: Recipe, algos: dict[str, Any], kind: str) -> None:
     if recipe.algo not in algos:
         raise ValueError(f"This run needs a {kind} recipe ({', '.join(sorted(algos))}), got one for {recipe.algo!r}")
@@ -144,11 +159,16 @@ def train_teacher(
     :return: What the ``.json`` holds
     """
     _check_algo(recipe, TEACHER_ALGOS, "teacher")
+    if not str(output).strip():
+        raise ValueError("--output '': expected the teacher zip to write, e.g. teachers/CartPole-v1_dqn.zip")
     output = Path(output)
+    if output.is_dir():
+        raise IsADirectoryError(f"--output {str(output)!r} is a folder: expected the teacher zip to write in it or elsewhere")
     if output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
     if output.exists() and not force:
         raise FileExistsError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
+    check_writable_folder(output.parent)
     print(
         f"Training a {TEACHER_ALGOS[recipe.algo].__name__} teacher on {recipe.env_id} for {recipe.n_timesteps:,} steps "
         f"with the Zoo settings of {display_path(recipe.config_file)}"
@@ -265,6 +285,8 @@ def distill(
         checkpoint_freq = default_checkpoint_freq(recipe.n_timesteps)
     if checkpoint_freq < 0:
         raise ValueError(f"checkpoint_freq={checkpoint_freq}: expected 0 (only on an interrupt) or a positive number of steps")
+    if resume is None:
+        check_writable_folder(Path(log_folder))
     env = recipe.make_env(seed=seed)
     checkpoint = None
     if resume is not None:
