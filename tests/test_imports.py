@@ -36,8 +36,12 @@ def imported_modules(path: Path) -> set[str]:
     return {module for module in modules if module == PACKAGE or module.startswith(PACKAGE + ".")}
 
 
+#: ``python -m sb3_distill``: the command's other entry point, which runs the CLI when imported (left out of the graph)
+MAIN = "__main__.py"
+
+
 def import_graph() -> dict[str, set[str]]:
-    files = sorted((ROOT / PACKAGE).rglob("*.py"))
+    files = sorted(path for path in (ROOT / PACKAGE).rglob("*.py") if path.name != MAIN)
     graph = {module_name(path): imported_modules(path) for path in files}
     return {
         module: {target for target in targets if target in graph and target != module} for module, targets in graph.items()
@@ -76,6 +80,12 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_main_module_only_runs_the_cli():
+    assert imported_modules(ROOT / PACKAGE / MAIN) & {module for module in import_graph()} == {CLI}
+    completed = subprocess.run([sys.executable, "-m", PACKAGE, "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert completed.returncode == 0 and completed.stdout.startswith("usage: sb3-distill")
 
 
 def test_nothing_imports_the_cli():
