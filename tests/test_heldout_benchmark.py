@@ -1,0 +1,77 @@
+"""benchmarks/heldout_teachers.py's --smoke mode, run as a user runs it: teachers, students, table, then a resume."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Trains three tiny teachers through `sb3-distill teacher` and six students (about a minute on a 2-core CPU)
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+TEACHERS = ["CartPole-v1_dqn_seed2", "CartPole-v1_dqn_seed3", "CartPole-v1_dqn_seed4_zoo"]
+
+
+def run_smoke(output_dir: Path, *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "heldout_teachers.py"), "--smoke", "--output-dir", str(output_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as file_handler:
+        return list(csv.DictReader(file_handler))
+
+
+def test_heldout_teachers_smoke_trains_teachers_and_students_and_resumes(tmp_path):
+    output = run_smoke(tmp_path)
+    # The teachers come from the project's CLI, each with its .json; the third with the RL Zoo's own config
+    for name in TEACHERS:
+        record = json.loads((tmp_path / "teachers" / f"{name}.json").read_text())
+        assert (tmp_path / "teachers" / f"{name}.zip").exists()
+        assert record["env_id"] == "CartPole-v1" and record["seed"] == int(name.split("seed")[1][0])
+        assert record["command"].startswith("sb3-distill teacher")
+    zoo = json.loads((tmp_path / "teachers" / f"{TEACHERS[2]}.json").read_text())
+    assert zoo["config_file"].endswith(str(Path("rl_zoo3", "hyperparams", "dqn.yml")))
+    assert "6 runs: 6 to train" in output
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [row["teacher"] for row in rows] == [*TEACHERS, "held-out, all (3)"]
+    for row, name in zip(rows, TEACHERS, strict=False):
+        # The references are this teacher's, measured in its own folder
+        references = json.loads((tmp_path / "CartPole-v1" / name / "references.json").read_text())
+        assert references["CartPole-v1"]["teacher_path"].endswith(f"{name}.zip")
+        assert float(row["teacher_return"]) == pytest.approx(references["CartPole-v1"]["teacher_return"])
+        assert len(list((tmp_path / "CartPole-v1" / name / "runs" / "CartPole-v1").glob("*.json"))) == 2
+        assert int(row["seeds"]) == 2 and int(row["student_parameters"]) == 450
+        assert float(row["parameter_share"]) == pytest.approx(450 / 67_586)
+    for row in rows:
+        assert float(row["final_score_ci_low"]) <= float(row["final_score_iqm"]) <= float(row["final_score_ci_high"])
+        assert float(row["final_score_min"]) <= float(row["final_score_iqm"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["command"].startswith("python ") and summary["machine"] and len(summary["rows"]) == 4
+    # A rerun trains nothing: teachers and runs are read back, the table is the same
+    rerun = run_smoke(tmp_path)
+    assert rerun.count("already trained, skipped") == 3 and "6 runs: 0 to train" in rerun
+    assert read_csv(tmp_path / "summary.csv") == rows
+
+
+def test_heldout_table_includes_the_shipped_teachers_row():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.heldout_teachers import shipped_row
+
+    row = shipped_row("CartPole-v1")
+    assert row is not None and row["teacher"] == "shipped" and row["seeds"] == 10
+    results = read_csv(ROOT / "benchmarks" / "results" / "sample_efficiency_v2" / "results.csv")
+    (expected,) = [r for r in results if r["env_id"] == "CartPole-v1" and r["arm"] == "distilled, constant alpha"]
+    assert row["final_score_iqm"] == pytest.approx(float(expected["final_score_iqm"]))
+    assert row["final_score_ci_low"] == pytest.approx(float(expected["final_score_ci_low"]))
+    assert shipped_row("NoSuchEnv-v0") is None
