@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,6 +201,9 @@ def graceful_interrupts() -> Iterator[StopRequest]:
             file=sys.stderr,
         )
 
+    if threading.current_thread() is not threading.main_thread():  # Python sets handlers in the main thread only
+        yield request
+        return
     for signum in SIGNAL_EXIT_STATUS:
         signal.signal(signum, handler)
     try:
@@ -207,6 +211,30 @@ def graceful_interrupts() -> Iterator[StopRequest]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class StopOnRequest(BaseCallback):
+    """Ends ``learn()`` at the next step once a signal asked to stop (:func:`graceful_interrupts`)."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def _on_step(self) -> bool:
+        return self.stop.signal is None
+
+
+class RunInterrupted(Exception):
+    """
+    A command stopped by Ctrl-C or SIGTERM after saving its work: the message says where and how to continue.
+
+    :param message: The line to print
+    :param exit_status: The command's exit status (130 for SIGINT, 143 for SIGTERM)
+    """
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class RunCheckpoints(BaseCallback):

@@ -23,9 +23,9 @@ from rl_zoo3.utils import StoreDict
 
 from sb3_distill.algorithms import STUDENT_ALGOS, TEACHER_ALGOS
 from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
-from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, read_run_file
+from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, RunInterrupted, read_run_file
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, Recipe, make_recipe
-from sb3_distill.runs import RunInterrupted, distill, train_teacher
+from sb3_distill.runs import distill, train_teacher
 from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
 
 # What a command reports as a one-line `error:` (exit status 2) rather than a traceback

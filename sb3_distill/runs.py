@@ -27,6 +27,7 @@ from sb3_distill.checkpoints import (
     SIGNAL_EXIT_STATUS,
     STUDENT_FILE,
     RunCheckpoints,
+    RunInterrupted,
     default_checkpoint_freq,
     graceful_interrupts,
     read_checkpoint,
@@ -202,19 +203,6 @@ def train_teacher(
         f"mean return {result.mean_return:.1f} +/- {result.std_return:.1f} over {result.n_episodes} episodes"
     )
     return metadata
-
-
-class RunInterrupted(Exception):
-    """
-    A run stopped by Ctrl-C or SIGTERM after saving its work: the message says where and how to resume.
-
-    :param message: The line to print
-    :param exit_status: The command's exit status (130 for SIGINT, 143 for SIGTERM)
-    """
-
-    def __init__(self, message: str, exit_status: int) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
 
 
 def resume_command(run_dir: Path) -> str:

@@ -192,3 +192,34 @@ def test_a_checkpoint_keeps_the_normalization_statistics(tmp_path, cartpole_teac
 def test_default_checkpoint_freq():
     assert default_checkpoint_freq(20_000) == 10_000
     assert default_checkpoint_freq(1_000_000) == 100_000
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_study_after_its_running_trial_keeping_the_finished_ones(tmp_path):
+    import optuna
+
+    command = [sys.executable, "-m", "sb3_distill", "tune", "-n", "20000", "--n-trials", "20", "--seed", "0", "-f", "out"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    storage = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until a trial is running
+        try:
+            study = optuna.load_study(study_name="distilled_dqn_CartPole-v1", storage=storage)
+            if any(trial.state == optuna.trial.TrialState.RUNNING for trial in study.get_trials()):
+                break
+        except Exception:  # the study or its storage not created yet
+            pass
+        time.sleep(0.5)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "SIGTERM: study 'distilled_dqn_CartPole-v1' stopped" in stderr and "run the same command" in stderr
+    trials = optuna.load_study(study_name="distilled_dqn_CartPole-v1", storage=storage).get_trials()
+    assert trials and trials[-1].state == optuna.trial.TrialState.FAIL and trials[-1].user_attrs["interrupted"] is True
+    assert len(trials) < 20
+    assert (tmp_path / "out" / "distilled_dqn_CartPole-v1" / "report_1" / "summary.json").exists()

@@ -17,6 +17,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_distill.algorithms import acting_network, check_algo
+from sb3_distill.checkpoints import StopOnRequest, StopRequest
 from sb3_distill.common.alpha import is_performance_alpha
 from sb3_distill.common.teacher import Teacher, load_teacher
 from sb3_distill.export_latency import median_latency
@@ -30,6 +31,17 @@ from sb3_distill.hyperparams_opt import (
 )
 from sb3_distill.recipe import ALGO_NAME, Recipe, make_recipe
 from sb3_distill.report import TeacherAgent, evaluate_agent, normalized_score, random_policy_return
+
+
+def interrupted_trial(trial: optuna.Trial) -> float:
+    """
+    A trial that Ctrl-C or SIGTERM stopped: the study stops after it, and its NaN value makes Optuna record it FAIL (to
+    be run again by the same command) with one warning line, not a traceback.
+    """
+    trial.set_user_attr("interrupted", True)
+    trial.study.stop()
+    return float("nan")
+
 
 # The final evaluation of trial n runs on an env seeded with seed + n + FINAL_EVAL_SEED_OFFSET
 FINAL_EVAL_SEED_OFFSET = 10_000
@@ -149,6 +161,8 @@ class DistillationObjective:
     """
 
     def __init__(self, recipe: Recipe, teacher: Teacher, eval_freq: int, eval_episodes: int, seed: int, device: str):
+        # Set by the study when Ctrl-C or SIGTERM asks it to stop: the running trials end at their next step
+        self.stop = StopRequest()
         self.recipe = recipe
         self.teacher = teacher
         self.eval_freq = eval_freq
@@ -168,7 +182,9 @@ class DistillationObjective:
         try:
             student = recipe.make_model(env, seed=trial_seed, teacher=self.teacher, device=self.device, **sampled)
             callback = TrialEvalCallback(eval_env, trial, self.eval_episodes, max(self.eval_freq // recipe.n_envs, 1))
-            student.learn(recipe.n_timesteps, callback=[*recipe.callbacks, callback])
+            student.learn(recipe.n_timesteps, callback=[*recipe.callbacks, callback, StopOnRequest(self.stop)])
+            if self.stop.signal is not None:
+                return interrupted_trial(trial)
             if callback.is_pruned:
                 raise optuna.TrialPruned(f"mean return {callback.last_mean_reward:.1f} at {student.num_timesteps} steps")
             sync_envs_normalization(env, final_env)
@@ -286,6 +302,7 @@ class SizeSearchObjective:
         seed: int,
         device: str,
     ):
+        self.stop = StopRequest()  # as DistillationObjective's
         self.recipe = recipe
         self.teacher = teacher
         self.references = references
@@ -316,7 +333,9 @@ class SizeSearchObjective:
             student = recipe.make_model(
                 env, seed=trial_seed, teacher=self.teacher, device=self.device, policy_kwargs=policy_kwargs, **sampled
             )
-            student.learn(recipe.n_timesteps, callback=recipe.callbacks or None)
+            student.learn(recipe.n_timesteps, callback=[*recipe.callbacks, StopOnRequest(self.stop)])
+            if self.stop.signal is not None:
+                return interrupted_trial(trial), float("nan")
             sync_envs_normalization(env, final_env)
             result = evaluate_agent("student", student, acting_network(student), final_env, self.eval_episodes)
             latency = None

@@ -1,12 +1,14 @@
 """Run (or continue) an Optuna study of a student's alpha and temperature, or a size search (multi-objective)."""
 
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, RunInterrupted, graceful_interrupts
 from sb3_distill.common.teacher import Teacher
 from sb3_distill.hyperparams_opt import has_temperature
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, Recipe
@@ -152,15 +154,27 @@ def tune(
                 f"evaluations every {eval_freq:,} steps over {settings.eval_episodes} episodes"
             )
             objective = DistillationObjective(recipe, teacher_model, eval_freq, settings.eval_episodes, seed or 0, device)
-        try:
-            # A trial whose training fails (e.g. a NaN loss) is recorded FAIL with its reason; the study goes on
-            study.optimize(
-                objective, n_trials=settings.n_trials, n_jobs=settings.n_jobs, catch=(ValueError,), gc_after_trial=True
-            )
-        except KeyboardInterrupt:
-            print("Interrupted: the running trials are recorded FAIL; run the same command to continue the study")
+        interrupted: str | None = None
+        with graceful_interrupts() as stop:
+            objective.stop = stop
+            try:
+                # A trial whose training fails (e.g. a NaN loss) is recorded FAIL with its reason; the study goes on
+                study.optimize(
+                    objective, n_trials=settings.n_trials, n_jobs=settings.n_jobs, catch=(ValueError,), gc_after_trial=True
+                )
+            except KeyboardInterrupt:  # a second Ctrl-C: Optuna recorded the running trial FAIL
+                interrupted = "SIGINT"
+            if stop.signal is not None:
+                interrupted = stop.signal.name
         print(f"See the study live: optuna-dashboard {storage_name}")
         report = write_pareto_report if settings.multi_objective else write_report
         # A --min-score no trial reaches raises here, after the report is written (the study is kept)
-        summary = report(study, recipe, settings, storage_name, new_report_dir(settings.log_folder, study_name))
+        report_dir = new_report_dir(settings.log_folder, study_name)
+        summary = report(study, recipe, settings, storage_name, report_dir)
+    if interrupted is not None:
+        raise RunInterrupted(
+            f"{interrupted}: study {study_name!r} stopped; its finished trials are kept in {storage_name} (the running "
+            f"ones recorded FAIL) and reported in {report_dir}; run the same command to continue the study",
+            SIGNAL_EXIT_STATUS[signal.Signals[interrupted]],
+        )
     return study, summary
