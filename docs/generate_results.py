@@ -386,6 +386,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         table="summary.csv",
     ),
     Benchmark(
+        "continuous_heldout_td3", "Continuous control: the TD3 recipe on a held-out teacher", "learning",
+        "The DistilledTD3 student of the continuous benchmark with the held-out SAC teacher of the previous page (its "
+        "references copied, so scores are on the same scale). No scratch arm ran, so there are no ratios.",
+        table="summary.csv",
+        commentary="../students.md",
+    ),
+    Benchmark(
         "minatar", "MinAtar students", "learning",
         "Students at ~25% and ~7% of the shipped teacher's parameters on MinAtar Breakout and SpaceInvaders, distilled "
         "with their entries' recipe and with QDagger's performance-based alpha, against the same nets trained from "
