@@ -14,7 +14,7 @@ import copy
 import difflib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from sb3_distill.common.alpha import is_performance_alpha
 from sb3_distill.common.teacher import find_zoo_model, load_teacher, read_zoo_saved_config
 from sb3_distill.config import resolve_relative_to, zoo_config_path
 from sb3_distill.hyperparams_opt import check_not_searched, record_alpha_kind
+from sb3_distill.teacher_recipe import RECIPE_KEYS, apply_teacher_recipe
 
 DEFAULT_ENV = "CartPole-v1"
 # The default student and teacher (the main job's)
@@ -158,9 +159,26 @@ class DistillExperimentManager(ExperimentManager):
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         hyperparams, saved_hyperparams = super().read_hyperparameters()
+        self.recipe_notes: list[str] = []
         if is_student(self.algo):
             # The saved config.yml records the resolved path, so the run can be reproduced from anywhere
             hyperparams["teacher"] = saved_hyperparams["teacher"] = self._resolve_teacher(hyperparams)
+            # An entry that takes its settings or its student's size from the teacher (the default entry): filled now,
+            # before rl_zoo3 preprocesses it; config.yml records the values, not the options
+            before = set(hyperparams)
+            self.recipe_notes = apply_teacher_recipe(
+                hyperparams,
+                before,
+                self.env_name.gym_id,
+                hyperparams["teacher"],
+                trust=bool(hyperparams.get("trust_teacher", False)),
+            )
+            if self.recipe_notes:
+                for key in RECIPE_KEYS:
+                    saved_hyperparams.pop(key, None)
+                saved_hyperparams.update({key: hyperparams[key] for key in set(hyperparams) - before})
+                for note in self.recipe_notes:
+                    print(f"Recipe from the teacher: {note}")
         return hyperparams, saved_hyperparams
 
     def hyperparameters_optimization(self) -> None:
@@ -219,6 +237,8 @@ class Recipe:
     n_envs: int
     callbacks: list[BaseCallback]
     manager: ExperimentManager
+    #: What the entry took from its teacher (``teacher_settings``, ``student_share``), one line each
+    notes: list[str] = field(default_factory=list)
 
     @property
     def teacher(self) -> str | None:
@@ -423,4 +443,5 @@ def make_recipe(
         n_envs=manager.n_envs,
         callbacks=callbacks,
         manager=manager,
+        notes=list(getattr(manager, "recipe_notes", [])),
     )

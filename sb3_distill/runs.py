@@ -314,6 +314,8 @@ def distill(
              "n_timesteps": recipe.n_timesteps, "checkpoint_freq": checkpoint_freq, "command": command},
         )  # fmt: skip
         what = "Distilling"
+        for note in recipe.notes:
+            print(f"Recipe from the teacher: {note}")
     else:
         what = f"Resuming at step {student.num_timesteps:,}: distilling"
     print(
