@@ -18,6 +18,7 @@ import pickletools
 from typing import Any
 
 import gymnasium as gym
+from stable_baselines3.common.preprocessing import is_image_space
 
 from sb3_distill.common.teacher import load_teacher, resolve_model_path
 from sb3_distill.common.teacher_zip import read_zip_data
@@ -143,7 +144,8 @@ def apply_teacher_recipe(
             observation_space, action_space = env.observation_space, env.action_space
         finally:
             env.close()
-        if not isinstance(action_space, gym.spaces.Discrete) or len(observation_space.shape or ()) > 1:
+        images = is_image_space(observation_space) if isinstance(observation_space, gym.spaces.Box) else True
+        if not isinstance(action_space, gym.spaces.Discrete) or images:
             notes.append("student_share sizes MLP students of Discrete actions only: the entry's network stays")
             return notes
         loaded = load_teacher(teacher, observation_space, action_space, trust=trust)
