@@ -207,6 +207,7 @@ def table_row(env_id: str, teacher: str, reference: dict[str, Any], runs: list[d
         "final_score_ci_high": row["final_score_ci_high"],
         "final_score_min": float(scores.min()),
         "runs_below_0.90": int((scores < TARGET_MIN).sum()),
+        "final_return_mean": row["final_return_mean"],
         "seeds_reached_95": row["seeds_reached_95"],
         "steps_to_95_iqm": row["steps_to_95_iqm"],
     }
@@ -235,6 +236,7 @@ def heldout_all_row(env_id: str, rows: list[dict[str, Any]], runs_by_teacher: di
         "seeds": n_seeds * len(per_teacher), "budget": rows[0]["budget"],
         "final_score_iqm": iqm, "final_score_ci_low": low, "final_score_ci_high": high,
         "final_score_min": float(all_scores.min()), "runs_below_0.90": int((all_scores < TARGET_MIN).sum()),
+        "final_return_mean": float(np.mean([run["final_return"] for runs in runs_by_teacher.values() for run in runs])),
         "seeds_reached_95": sum(row["seeds_reached_95"] for row in rows), "steps_to_95_iqm": iqm_ci(steps)[0],
     }  # fmt: skip
     return {**result, "target_met": target_met(result)}
@@ -270,7 +272,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         score = fmt_ci(row["final_score_iqm"], row["final_score_ci_low"], row["final_score_ci_high"])
         lines.append(
             f"{row['env_id']:<16}{row['teacher']:<28}{teacher_return:>17}{params:>20}{row['seeds']:>6}{score:>26}"
-            f"{row['final_score_min']:>7.2f}{row['runs_below_0.90']:>6}{row['seeds_reached_95']:>4}/{row['seeds']:<3}"
+            f"{row['final_score_min']:>7.3f}{row['runs_below_0.90']:>6}{row['seeds_reached_95']:>4}/{row['seeds']:<3}"
             f"{row['steps_to_95_iqm']:>13,.0f}{'met' if row['target_met'] else 'not met':>8}"
         )
     return "\n".join(lines)
