@@ -135,6 +135,13 @@ def add_distill_command(subparsers: Any) -> None:
         "--curve-episodes", type=positive_int, default=5, help="Episodes per learning-curve point (default: %(default)s)"
     )
     parser.add_argument(
+        "--reference-episodes",
+        type=positive_int,
+        default=100,
+        help="Episodes of the teacher's and a random policy's returns, the score's references, as the benchmarks "
+        "measure them (default: %(default)s)",
+    )
+    parser.add_argument(
         "--checkpoint-freq",
         type=non_negative_int,
         default=None,
@@ -180,6 +187,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         curve_episodes=args.curve_episodes,
         tensorboard_log=args.tensorboard_log,
         checkpoint_freq=args.checkpoint_freq,
+        reference_episodes=args.reference_episodes,
         argv=args.argv,
         **run_options(args),
     )
@@ -238,6 +246,7 @@ def resume_distill(args: argparse.Namespace) -> int:
         curve_episodes=saved.curve_episodes,
         tensorboard_log=saved.tensorboard_log,
         checkpoint_freq=saved.checkpoint_freq,
+        reference_episodes=saved.reference_episodes,
         resume=run_dir,
         **run_options(saved),
     )

@@ -163,7 +163,7 @@ def comparison_table(teacher: AgentResult, student: AgentResult, random_return: 
 
     :param teacher: The teacher's measurements
     :param student: The student's measurements
-    :param random_return: A random policy's mean return on the same evaluation
+    :param random_return: A random policy's mean return on the same evaluation, over as many episodes as the teacher
     :param teacher_transitions: Transitions the teacher acted in the student's offline phase (shown apart from the
         student's own env steps when there were any)
     """
@@ -173,7 +173,7 @@ def comparison_table(teacher: AgentResult, student: AgentResult, random_return: 
         f"{result.n_episodes:>10}{result.env_steps:>12,}"
         for result in (teacher, student)
     ]
-    rows.append(f"{'random policy':<16}{'':>12}{random_return:>14.1f}")
+    rows.append(f"{'random policy':<16}{'':>12}{random_return:>14.1f}{'':>9}{teacher.n_episodes:>10}")
     score = normalized_score(student.mean_return, teacher.mean_return, random_return)
     rows.append(f"{'student/teacher':<16}{student.parameters / teacher.parameters:>12.2%}{format_score(score):>14}")
     footnote = "(return as a share of the teacher's: random policy = 0%, teacher = 100%; n/a: teacher no better than random)"

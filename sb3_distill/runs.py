@@ -236,6 +236,7 @@ def distill(
     eval_freq: int = 1_000,
     curve_episodes: int = 5,
     eval_episodes: int = 20,
+    reference_episodes: int = 100,
     tensorboard_log: str | None = None,
     command: str = "",
     checkpoint_freq: int | None = None,
@@ -257,7 +258,9 @@ def distill(
     :param progress_bar: Show a progress bar
     :param eval_freq: Environment steps between the learning curve's evaluations
     :param curve_episodes: Deterministic episodes per learning-curve point
-    :param eval_episodes: Deterministic episodes of the final evaluation of teacher, student and random policy
+    :param eval_episodes: Deterministic episodes of the student's final evaluation
+    :param reference_episodes: Episodes of the score's references, the teacher's (deterministic) and a random
+        policy's return, as the benchmarks measure them (``--reference-episodes``)
     :param tensorboard_log: TensorBoard log folder (None: no TensorBoard logging)
     :param command: The command line, recorded in ``comparison.json``
     :param checkpoint_freq: Environment steps between checkpoints (None: :func:`default_checkpoint_freq`; 0: a
@@ -372,7 +375,15 @@ def distill(
         student.save(run_dir / "student.zip")
     try:
         comparison = _evaluate_and_report(
-            recipe, student, env, run_dir, train_seconds, seed=seed, eval_episodes=eval_episodes, command=command
+            recipe,
+            student,
+            env,
+            run_dir,
+            train_seconds,
+            seed=seed,
+            eval_episodes=eval_episodes,
+            reference_episodes=reference_episodes,
+            command=command,
         )
     except KeyboardInterrupt:
         raise RunInterrupted(
@@ -395,6 +406,7 @@ def _evaluate_and_report(
     *,
     seed: int,
     eval_episodes: int,
+    reference_episodes: int,
     command: str,
 ) -> dict[str, Any]:
     """The final evaluation of teacher, student and a random policy: the table printed, the run folder's files."""
@@ -403,9 +415,11 @@ def _evaluate_and_report(
     teacher_agent = TeacherAgent(student.teacher, student.device, saved_num_timesteps(str(recipe.teacher)))
     eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
     sync_envs_normalization(env, eval_env)
-    teacher_result = evaluate_agent("teacher", teacher_agent, student.teacher.num_parameters(), eval_env, eval_episodes)
+    # The references of the score, teacher and random policy, over reference_episodes as the benchmarks measure them
+    # (a 20-episode mean of a teacher whose returns vary from episode to episode, MinAtar's, is off by 20-30%)
+    teacher_result = evaluate_agent("teacher", teacher_agent, student.teacher.num_parameters(), eval_env, reference_episodes)
     student_result = evaluate_agent("student", student, acting_network(student), eval_env, eval_episodes)
-    random_return = random_policy_return(eval_env, eval_episodes, seed=seed)
+    random_return = random_policy_return(eval_env, reference_episodes, seed=seed)
     print(
         f"\n{recipe.env_id}: distilled in {train_seconds:.0f} s\n"
         + comparison_table(teacher_result, student_result, random_return, getattr(student, "teacher_transitions", 0))
@@ -419,6 +433,7 @@ def _evaluate_and_report(
         temperature=student.temperature,
         distill_loss=student.distill_loss,
         seed=seed,
+        reference_episodes=reference_episodes,
         train_seconds=round(train_seconds, 1),
         # The offline phase's teacher steps, apart from the student's own (student.env_steps)
         teacher_transitions=getattr(student, "teacher_transitions", 0),

@@ -24,7 +24,20 @@ SHIPPED = str(zoo_configs_dir() / "teachers" / "CartPole-v1_dqn.zip")
 PENDULUM_TEACHER = str(zoo_configs_dir() / "teachers" / "Pendulum-v1_sac.zip")
 # Short runs, so that a case that wrongly trains ends soon (and is reported as not refused)
 QUICK = ["-n", "200", "--no-progress-bar"]
-DISTILL = ["distill", *QUICK, "--eval-episodes", "1", "--eval-freq", "200", "--curve-episodes", "1", "-f", "{out}"]
+DISTILL = [
+    "distill",
+    *QUICK,
+    "--eval-episodes",
+    "1",
+    "--reference-episodes",
+    "1",
+    "--eval-freq",
+    "200",
+    "--curve-episodes",
+    "1",
+    "-f",
+    "{out}",
+]
 TEACHER = ["teacher", *QUICK, "--eval-episodes", "1", "-o", "{out}/teacher.zip"]
 TUNE = ["tune", "-n", "200", "--n-trials", "1", "-f", "{out}"]
 EXPORT = ["export", "{files}/student.zip", "--format", "torchscript", "--n-check", "8", "--repeats", "0", "-o", "{out}/s.pt"]

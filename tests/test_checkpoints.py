@@ -29,7 +29,16 @@ from sb3_distill.cli import main
 # A tiny CartPole student of the shipped teacher, evaluated often: a run of a few seconds with several checkpoints
 BUDGET = 3_000
 RUN_ARGS = ["distill", "-n", str(BUDGET), "--checkpoint-freq", "500", "--eval-freq", "500", "--curve-episodes", "2"]
-RUN_ARGS += ["--eval-episodes", "2", "--no-progress-bar", "-params", "policy_kwargs:dict(net_arch=[8])", "learning_starts:0"]
+RUN_ARGS += [
+    "--eval-episodes",
+    "2",
+    "--reference-episodes",
+    "2",
+    "--no-progress-bar",
+    "-params",
+    "policy_kwargs:dict(net_arch=[8])",
+    "learning_starts:0",
+]
 GRID = list(range(500, BUDGET + 1, 500))
 
 

@@ -11,6 +11,7 @@ from sb3_distill.config import zoo_configs_dir
 
 SHIPPED_TEACHER = zoo_configs_dir() / "teachers" / "CartPole-v1_dqn.zip"
 TINY_RUN = ["-n", "300", "--eval-freq", "300", "--eval-episodes", "2", "--curve-episodes", "1", "--no-progress-bar"]
+TINY_RUN += ["--reference-episodes", "2"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -160,11 +161,12 @@ def test_distill_reads_a_config_the_way_the_zoo_does(tmp_path, capsys):
 
 
 def test_env_without_an_entry_runs_from_default_with_a_teacher(tmp_path):
-    # CartPole-v0 has no entry: the 'default' one (SB3's default [64, 64] net) with the teacher given
+    # CartPole-v0 has no entry: the 'default' one, its student sized from the teacher ([54, 54]: under 5% of it)
     args = ["distill", "--env", "CartPole-v0", "--teacher", str(SHIPPED_TEACHER), *TINY_RUN, "-f", str(tmp_path)]
     assert main([*args, "-params", "learning_starts:50", "buffer_size:1000"]) == 0
     comparison = json.loads((tmp_path / "CartPole-v0_1" / "comparison.json").read_text())
-    assert comparison["student"]["parameters"] == (4 * 64 + 64) + (64 * 64 + 64) + (64 * 2 + 2)
+    assert comparison["student"]["parameters"] == (4 * 54 + 54) + (54 * 54 + 54) + (54 * 2 + 2)
+    assert comparison["reference_episodes"] == 2 and comparison["teacher"]["n_episodes"] == 2
     # Shown relative to the project, never as a folder of the machine it ran on
     assert comparison["teacher_path"] == "zoo_configs/teachers/CartPole-v1_dqn.zip"
     assert comparison["hyperparams"]["buffer_size"] == 1000
@@ -271,12 +273,16 @@ def test_an_unknown_algo_is_a_usage_error(capsys):
 
 
 def test_the_run_names_the_students_size_and_warns_before_training(tmp_path, capsys):
-    # CartPole-v0 has no entry: 'default' sets no net_arch, SB3's [64, 64] (4,610 parameters, 6.82% of the teacher)
+    # CartPole-v0 has no entry: 'default' sizes the student from the teacher, under 5% of it
     args = ["distill", "--env", "CartPole-v0", "--teacher", str(SHIPPED_TEACHER), *TINY_RUN, "-f", str(tmp_path)]
     assert main([*args, "-params", "learning_starts:50", "buffer_size:1000"]) == 0
     captured = capsys.readouterr()
-    assert "into a SB3-default DQN student (4,610 parameters, 6.82% of the teacher)" in captured.out
+    assert "into a [54, 54] DQN student (3,350 parameters, 4.96% of the teacher)" in captured.out
+    assert "Recipe from the teacher: student [54, 54]: 3,350 parameters" in captured.out
     assert "warning:" not in captured.err
+    # policy_kwargs given as None: SB3's [64, 64] (4,610 parameters, 6.82% of the teacher), named as such
+    assert main([*args, "-params", "learning_starts:50", "buffer_size:1000", "policy_kwargs:None"]) == 0
+    assert "into a SB3-default DQN student (4,610 parameters, 6.82% of the teacher)" in capsys.readouterr().out
     # A student above 10% of its teacher is announced before it trains
     assert main([*args, "--net-arch", "256", "-params", "learning_starts:50", "buffer_size:1000"]) == 0
     assert "warning: the student has 1,794 parameters" not in capsys.readouterr().err  # 2.65%: no warning
