@@ -393,6 +393,15 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         commentary="../students.md",
     ),
     Benchmark(
+        "heldout", "Held-out teachers (DQN recipes)", "heldout",
+        "The default recipe of each env of zoo_configs/distilled_dqn.yml on three teachers it was never tuned on (seeds "
+        "2 and 3 with zoo_configs/dqn.yml, seed 4 with the RL Zoo's own hyperparams/dqn.yml), beside the shipped "
+        "teacher's row, 10 seeds each; rliable IQM with 95% CIs.",
+        table="summary.csv",
+        figures=(("iqm_curves.png", "IQM curves with 95% CI bands"),),
+        commentary="../benchmarks.md#held-out-teachers",
+    ),
+    Benchmark(
         "minatar", "MinAtar students", "learning",
         "Students at ~25% and ~7% of the shipped teacher's parameters on MinAtar Breakout and SpaceInvaders, distilled "
         "with their entries' recipe and with QDagger's performance-based alpha, against the same nets trained from "
@@ -661,7 +670,37 @@ def stability_page(page: Page) -> None:
     references_section(page)
 
 
+HELDOUT_COLUMNS = (
+    plain("env", "env_id"),
+    plain("teacher", "teacher"),
+    plain("teacher config", "teacher_config"),
+    plain("teacher return", "teacher_return", decimals(1)),
+    plain("student parameters", "student_parameters", count),
+    plain("share of the teacher", "parameter_share", share),
+    plain("seeds", "seeds", count),
+    ci_column("final score IQM [95% CI]", "final_score"),
+    plain("lowest run", "final_score_min", decimals(3)),
+    plain("runs below 0.90", "runs_below_0.90", count),
+    plain("steps to 95% (IQM)", "steps_to_95_iqm", count),
+    plain("target met", "target_met"),
+)
+
+
+def heldout_page(page: Page) -> None:
+    rows = read_csv(page.folder, page.benchmark.table)
+    target = page.summary.get("target")
+    page.section(
+        "Results",
+        "One row per env and teacher: the recipe's default arm (its entry unchanged but for the teacher), scores "
+        "normalized between a random policy (0) and that row's own teacher (1)"
+        + (f"; target: {relative_paths(target)}." if isinstance(target, str) else "."),
+        "",
+        *columns_table(rows, HELDOUT_COLUMNS, page.where(page.benchmark.table)),
+    )
+
+
 RENDERERS: dict[str, Callable[[Page], None]] = {
+    "heldout": heldout_page,
     "learning": learning_page,
     "first_run": first_run_page,
     "inference": inference_page,
