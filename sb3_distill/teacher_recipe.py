@@ -65,6 +65,23 @@ def recorded_train_freq(record: Any) -> int | list[Any] | None:
     return numbers[0] if "episode" not in strings else [numbers[0], "episode"]
 
 
+def recorded_constant(record: Any) -> float | None:
+    """
+    A constant learning rate of SB3's zip: a number, or a ``ConstantSchedule`` pickled in its JSON (SB3 2.x, the Zoo's
+    runs), read from the pickle's opcodes (nothing is run); None for any other schedule.
+    """
+    if isinstance(record, int | float) and not isinstance(record, bool):
+        return float(record)
+    if not isinstance(record, dict) or "ConstantSchedule" not in str(record.get(":type:", "")):
+        return None
+    try:
+        operations = list(pickletools.genops(base64.b64decode(str(record.get(":serialized:", "")))))
+    except (ValueError, TypeError):
+        return None
+    floats = [arg for op, arg, _ in operations if op.name in ("BINFLOAT", "FLOAT") and isinstance(arg, float)]
+    return floats[0] if len(floats) == 1 else None
+
+
 def teacher_training_settings(teacher: str) -> tuple[dict[str, Any], int, str]:
     """
     What a teacher's zip records of its own training.
@@ -79,7 +96,8 @@ def teacher_training_settings(teacher: str) -> tuple[dict[str, Any], int, str]:
     settings: dict[str, Any] = {}
     if algorithm in DQN_FAMILY:
         for key in TEACHER_SETTINGS:
-            value = recorded_train_freq(data.get(key)) if key == "train_freq" else data.get(key)
+            readers = {"train_freq": recorded_train_freq, "learning_rate": recorded_constant}
+            value = readers[key](data.get(key)) if key in readers else data.get(key)
             if isinstance(value, int | float | list) and not isinstance(value, bool):
                 settings[key] = value
     return settings, int(data.get("num_timesteps", 0) or 0), algorithm

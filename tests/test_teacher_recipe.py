@@ -68,3 +68,11 @@ def test_params_win_over_the_teacher_and_a_ppo_teacher_leaves_sb3s_defaults(tmp_
 def test_the_recipe_options_are_checked():
     with pytest.raises(ValueError, match=r"student_share=2: expected a share in \(0, 1\]"):
         make_recipe("CartPole-v0", teacher=SHIPPED, hyperparams={"student_share": 2})
+
+
+def test_a_constant_learning_rate_schedule_is_read_from_the_pickle(tmp_path):
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    DQN("MlpPolicy", "CartPole-v1", learning_rate=ConstantSchedule(5e-4)).save(tmp_path / "schedule.zip")
+    settings, _, _ = teacher_training_settings(str(tmp_path / "schedule.zip"))
+    assert settings["learning_rate"] == 5e-4
