@@ -74,9 +74,9 @@ def return_stats(model: Any, env: VecEnv, n_episodes: int) -> tuple[float, float
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def reference_returns(env_id: str, n_episodes: int, seed: int) -> dict[str, float]:
-    """The teacher's and a random policy's mean returns, and the teacher's size."""
-    teacher_path = make_recipe(env_id).teacher
+def reference_returns(env_id: str, n_episodes: int, seed: int, teacher_path: Any = None) -> dict[str, Any]:
+    """The teacher's (None: the env's entry's) and a random policy's mean returns, and the teacher's size."""
+    teacher_path = make_recipe(env_id).teacher if teacher_path is None else teacher_path
     teacher = DQN.load(teacher_path, device="cpu")
     teacher_mean, teacher_std = mean_return(teacher, env_id, n_episodes, seed)
     random_mean = random_policy_return(make_vec_env(env_id, n_envs=1, seed=seed), n_episodes, seed)

@@ -43,10 +43,8 @@ if __package__ in (None, ""):  # run as `python benchmarks/heldout_teachers.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from stable_baselines3 import DQN
-from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.common import command_line, iqm_ci, machine_description, mean_return, write_csv, write_json
+from benchmarks.common import command_line, iqm_ci, machine_description, reference_returns, write_csv, write_json
 from benchmarks.sample_efficiency import (
     CONSTANT,
     SMOKE_OVERRIDES,
@@ -58,7 +56,6 @@ from benchmarks.sample_efficiency import (
     run_all,
     summarize,
 )
-from sb3_distill.report import count_parameters, random_policy_return
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "heldout"
@@ -143,17 +140,8 @@ def teacher_references(env_id: str, teacher_path: Path, n_episodes: int) -> dict
     The teacher's and a random policy's mean returns and the teacher's size, as benchmarks/common.py's
     ``reference_returns`` measures the shipped teacher's (same seed), for the given teacher.
     """
-    teacher = DQN.load(teacher_path, device="cpu")
-    teacher_mean, teacher_std = mean_return(teacher, env_id, n_episodes, REFERENCE_SEED)
-    random_mean = random_policy_return(make_vec_env(env_id, n_envs=1, seed=REFERENCE_SEED), n_episodes, REFERENCE_SEED)
-    return {
-        "teacher_return": teacher_mean,
-        "teacher_std": teacher_std,
-        "random_return": random_mean,
-        "teacher_parameters": count_parameters(teacher.q_net),
-        "teacher_path": display_path(teacher_path),
-        "episodes": n_episodes,
-    }
+    references = reference_returns(env_id, n_episodes, REFERENCE_SEED, teacher_path=teacher_path)
+    return {**references, "teacher_path": display_path(teacher_path), "episodes": n_episodes}
 
 
 def load_teacher_references(env_id: str, teacher_path: Path, n_episodes: int, path: Path) -> dict[str, Any]:

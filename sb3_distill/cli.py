@@ -180,6 +180,12 @@ RESUME_OPTIONS = {"--resume": 1, "--device": 1, "--verbose": 1, "--no-progress-b
 def cmd_distill(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return resume_distill(args)
+    run_distill(args, argv=args.argv)
+    return 0
+
+
+def run_distill(args: argparse.Namespace, **extra: Any) -> None:
+    """:func:`sb3_distill.runs.distill` with the run that ``sb3-distill distill``'s options describe."""
     distill(
         distill_recipe(args),
         args.log_folder,
@@ -188,10 +194,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
         tensorboard_log=args.tensorboard_log,
         checkpoint_freq=args.checkpoint_freq,
         reference_episodes=args.reference_episodes,
-        argv=args.argv,
         **run_options(args),
+        **extra,
     )
-    return 0
 
 
 def distill_recipe(args: argparse.Namespace) -> Recipe:
@@ -239,17 +244,7 @@ def resume_distill(args: argparse.Namespace) -> int:
     for name in ("device", "verbose", "no_progress_bar"):
         setattr(saved, name, getattr(args, name))
     saved.command_line = run.get("command", "")
-    distill(
-        distill_recipe(saved),
-        saved.log_folder,
-        eval_freq=saved.eval_freq,
-        curve_episodes=saved.curve_episodes,
-        tensorboard_log=saved.tensorboard_log,
-        checkpoint_freq=saved.checkpoint_freq,
-        reference_episodes=saved.reference_episodes,
-        resume=run_dir,
-        **run_options(saved),
-    )
+    run_distill(saved, resume=run_dir)
     return 0
 
 

@@ -45,6 +45,20 @@ MIN_BUDGET = 10_000
 RECIPE_KEYS = ("teacher_settings", "student_share", "budget_share")
 
 
+def _type_of(record: Any) -> Any:
+    return record.get(":type:") if isinstance(record, dict) else None
+
+
+def _pickle_operations(record: Any) -> list[tuple[Any, Any, Any]] | None:
+    """The opcodes of an object SB3 pickled into its zip's JSON (``:serialized:``), read, not run; None if unreadable."""
+    if not isinstance(record, dict) or not isinstance(record.get(":serialized:"), str):
+        return None
+    try:
+        return list(pickletools.genops(base64.b64decode(record[":serialized:"])))
+    except (ValueError, TypeError):
+        return None
+
+
 def recorded_train_freq(record: Any) -> int | list[Any] | None:
     """
     The train frequency of SB3's zip, ``TrainFreq(frequency, unit)`` pickled in its JSON, read from the pickle's opcodes
@@ -52,11 +66,8 @@ def recorded_train_freq(record: Any) -> int | list[Any] | None:
     """
     if isinstance(record, int) and not isinstance(record, bool):
         return record
-    if not isinstance(record, dict) or not isinstance(record.get(":serialized:"), str):
-        return None
-    try:
-        operations = list(pickletools.genops(base64.b64decode(record[":serialized:"])))
-    except (ValueError, TypeError):
+    operations = _pickle_operations(record)
+    if operations is None:
         return None
     numbers = [arg for op, arg, _ in operations if op.name.startswith(("BININT", "LONG", "INT")) and isinstance(arg, int)]
     strings = {arg for _, arg, _ in operations if isinstance(arg, str)}
@@ -72,11 +83,8 @@ def recorded_constant(record: Any) -> float | None:
     """
     if isinstance(record, int | float) and not isinstance(record, bool):
         return float(record)
-    if not isinstance(record, dict) or "ConstantSchedule" not in str(record.get(":type:", "")):
-        return None
-    try:
-        operations = list(pickletools.genops(base64.b64decode(str(record.get(":serialized:", "")))))
-    except (ValueError, TypeError):
+    operations = _pickle_operations(record) if "ConstantSchedule" in str(_type_of(record)) else None
+    if operations is None:
         return None
     floats = [arg for op, arg, _ in operations if op.name in ("BINFLOAT", "FLOAT") and isinstance(arg, float)]
     return floats[0] if len(floats) == 1 else None
@@ -90,17 +98,24 @@ def teacher_training_settings(teacher: str) -> tuple[dict[str, Any], int, str]:
     :return: (the DQN settings of :data:`TEACHER_SETTINGS` it records, empty for a teacher of another family; its
         training steps; its algorithm's name)
     """
-    data = read_zip_data(resolve_model_path(teacher))
+    return _training_settings(read_zip_data(resolve_model_path(teacher)))
+
+
+def _training_settings(data: dict[str, Any]) -> tuple[dict[str, Any], int, str]:
+    """:func:`teacher_training_settings` of a zip's ``data`` JSON, already read."""
     module = str((data.get("policy_class") or {}).get("__module__", ""))
     algorithm = "QRDQN" if "qrdqn" in module else "DQN" if module.endswith("dqn.policies") else module or "unknown"
     settings: dict[str, Any] = {}
     if algorithm in DQN_FAMILY:
         for key in TEACHER_SETTINGS:
-            readers = {"train_freq": recorded_train_freq, "learning_rate": recorded_constant}
-            value = readers[key](data.get(key)) if key in readers else data.get(key)
+            value = PICKLED_READERS[key](data.get(key)) if key in PICKLED_READERS else data.get(key)
             if isinstance(value, int | float | list) and not isinstance(value, bool):
                 settings[key] = value
     return settings, int(data.get("num_timesteps", 0) or 0), algorithm
+
+
+#: The settings SB3 stores pickled, with their readers
+PICKLED_READERS = {"train_freq": recorded_train_freq, "learning_rate": recorded_constant}
 
 
 def mlp_q_parameters(n_inputs: int, hidden: list[int], n_outputs: int) -> int:
@@ -143,8 +158,9 @@ def apply_teacher_recipe(
         if not valid:
             expected = "true or false" if key == "teacher_settings" else "a share in (0, 1]"
             raise ValueError(f"{key}={value!r}: expected {expected}")
+    data = read_zip_data(resolve_model_path(teacher))
     if options.get("teacher_settings"):
-        settings, teacher_steps, algorithm = teacher_training_settings(teacher)
+        settings, teacher_steps, algorithm = _training_settings(data)
         taken = {key: value for key, value in settings.items() if key not in written}
         hyperparams.update(taken)
         if taken:
@@ -167,7 +183,7 @@ def apply_teacher_recipe(
             notes.append("student_share sizes MLP students of Discrete actions only: the entry's network stays")
             return notes
         loaded = load_teacher(teacher, observation_space, action_space, trust=trust)
-        depth = max(len(_teacher_hidden_layers(teacher)), 1)
+        depth = max(len(_teacher_hidden_layers(data)), 1)
         net_arch = sized_net_arch(
             float(share), loaded.num_parameters(), gym.spaces.flatdim(observation_space), int(action_space.n), depth
         )
@@ -180,9 +196,8 @@ def apply_teacher_recipe(
     return notes
 
 
-def _teacher_hidden_layers(teacher: str) -> list[int]:
-    """The teacher's hidden layers as its zip records them (``policy_kwargs['net_arch']``); SB3's [64, 64] otherwise."""
-    data = read_zip_data(resolve_model_path(teacher))
+def _teacher_hidden_layers(data: dict[str, Any]) -> list[int]:
+    """The teacher's hidden layers as its zip's ``data`` records them (``policy_kwargs['net_arch']``); else SB3's [64, 64]."""
     net_arch = (data.get("policy_kwargs") or {}).get("net_arch") if isinstance(data.get("policy_kwargs"), dict) else None
     if isinstance(net_arch, dict):  # actor-critic teachers: {"pi": [...], "vf": [...]}
         net_arch = net_arch.get("pi") or net_arch.get("qf")

@@ -1,12 +1,12 @@
 """benchmarks/heldout_teachers.py's --smoke mode, run as a user runs it: teachers, students, table, then a resume."""
 
-import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.test_benchmarks import read_csv, run_smoke
 
 # Trains three tiny teachers through `sb3-distill teacher` and six students (about a minute on a 2-core CPU)
 pytestmark = pytest.mark.slow
@@ -15,25 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEACHERS = ["CartPole-v1_dqn_seed2", "CartPole-v1_dqn_seed3", "CartPole-v1_dqn_seed4_zoo"]
 
 
-def run_smoke(output_dir: Path, *args: str) -> str:
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "heldout_teachers.py"), "--smoke", "--output-dir", str(output_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path) as file_handler:
-        return list(csv.DictReader(file_handler))
-
-
 def test_heldout_teachers_smoke_trains_teachers_and_students_and_resumes(tmp_path):
-    output = run_smoke(tmp_path)
+    output = run_smoke("heldout_teachers.py", tmp_path)
     # The teachers come from the project's CLI, each with its .json; the third with the RL Zoo's own config
     for name in TEACHERS:
         record = json.loads((tmp_path / "teachers" / f"{name}.json").read_text())
@@ -59,7 +42,7 @@ def test_heldout_teachers_smoke_trains_teachers_and_students_and_resumes(tmp_pat
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["command"].startswith("python ") and summary["machine"] and len(summary["rows"]) == 4
     # A rerun trains nothing: teachers and runs are read back, the table is the same
-    rerun = run_smoke(tmp_path)
+    rerun = run_smoke("heldout_teachers.py", tmp_path)
     assert rerun.count("already trained, skipped") == 3 and "6 runs: 0 to train" in rerun
     assert read_csv(tmp_path / "summary.csv") == rows
 
