@@ -25,6 +25,7 @@ from sb3_distill.checkpoints import (
     write_checkpoint,
 )
 from sb3_distill.cli import main
+from tests.study_polling import running_trial_numbers
 
 # A tiny CartPole student of the shipped teacher, evaluated often: a run of a few seconds with several checkpoints
 BUDGET = 3_000
@@ -214,13 +215,7 @@ def test_sigterm_stops_a_study_after_its_running_trial_keeping_the_finished_ones
     )
     storage = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # until a trial is running
-        try:
-            study = optuna.load_study(study_name="distilled_dqn_CartPole-v1", storage=storage)
-            if any(trial.state == optuna.trial.TrialState.RUNNING for trial in study.get_trials()):
-                break
-        except Exception:  # the study or its storage not created yet
-            pass
+    while not running_trial_numbers(tmp_path / "out" / "studies.db") and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(2)
     process.send_signal(signal.SIGTERM)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 import torch as th
 import yaml
 from stable_baselines3 import DQN
@@ -37,6 +36,7 @@ from sb3_distill.tuning.objective import (
     prepare_teacher,
 )
 from sb3_distill.tuning.storage import SEARCH_SPACE_ATTR
+from tests.study_polling import running_trial_numbers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -309,21 +309,12 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
     )
     try:
         deadline = time.monotonic() + 90
-        running: list[optuna.trial.FrozenTrial] = []
+        running: list[int] = []
         while not running and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-            if (tmp_path / "studies.db").exists():
-                try:
-                    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-                    # Running, and past sampling: a trial is RUNNING before its parameters are suggested
-                    running = [
-                        trial
-                        for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                        if {"alpha", "temperature"} <= trial.params.keys()
-                    ]
-                except (KeyError, sqlalchemy.exc.OperationalError):  # the worker is still creating the study
-                    continue
-        assert running, f"the worker never ran a trial: {worker.stderr.read().decode() if worker.poll() is not None else ''}"
+            running = running_trial_numbers(tmp_path / "studies.db", with_params=("alpha", "temperature"))
+        stderr = worker.stderr.read().decode() if worker.poll() is not None else ""
+        assert running, f"the worker never ran a trial: {stderr}"
         time.sleep(0.5)  # its heartbeat thread has started
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
@@ -333,7 +324,7 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
             worker.wait()
         worker.stderr.close()
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-    killed = study.trials[running[0].number]  # as the worker left it
+    killed = study.trials[running[0]]  # as the worker left it
     assert killed.state == optuna.trial.TrialState.RUNNING  # nobody has noticed yet
 
     time.sleep(3.5)  # past the grace period
