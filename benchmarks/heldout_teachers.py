@@ -43,8 +43,19 @@ if __package__ in (None, ""):  # run as `python benchmarks/heldout_teachers.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from rl_zoo3.utils import StoreDict
 
-from benchmarks.common import command_line, iqm_ci, machine_description, reference_returns, write_csv, write_json
+from stable_baselines3 import DQN
+
+from benchmarks.common import (
+    command_line,
+    iqm_ci,
+    machine_description,
+    mean_return,
+    reference_returns,
+    write_csv,
+    write_json,
+)
 from benchmarks.sample_efficiency import (
     CONSTANT,
     SMOKE_OVERRIDES,
@@ -56,10 +67,12 @@ from benchmarks.sample_efficiency import (
     run_all,
     summarize,
 )
+from sb3_distill.report import normalized_score
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "heldout"
 SHIPPED_RESULTS = ROOT / "benchmarks" / "results" / "sample_efficiency_v2"
+SHIPPED_TEACHERS = ROOT / "zoo_configs" / "teachers"
 DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
 PROJECT_CONF = "zoo_configs/dqn.yml"
 ZOO_CONF = "rl_zoo3"  # the RL Zoo's own hyperparams/dqn.yml
@@ -93,13 +106,19 @@ def teacher_name(env_id: str, seed: int, suffix: str) -> str:
     return f"{env_id.replace('/', '-')}_dqn_seed{seed}{suffix}"
 
 
-def teacher_specs(env_id: str, teachers_dir: Path) -> list[dict[str, Any]]:
-    """The env's held-out teachers: name, seed, config and zip path."""
-    return [
+def teacher_specs(env_id: str, teachers_dir: Path, shipped: bool = False) -> list[dict[str, Any]]:
+    """The env's held-out teachers (name, seed, config and zip path), after the shipped one with ``shipped``."""
+    specs = [
         {"env_id": env_id, "name": teacher_name(env_id, seed, suffix), "seed": seed, "conf": conf,
          "zip": teachers_dir / f"{teacher_name(env_id, seed, suffix)}.zip"}
         for seed, conf, suffix in HELDOUT_TEACHERS
     ]  # fmt: skip
+    if shipped:
+        name = f"{env_id.replace('/', '-')}_dqn"
+        seed = json.loads((SHIPPED_TEACHERS / f"{name}.json").read_text())["seed"]
+        specs.insert(0, {"env_id": env_id, "name": SHIPPED, "seed": seed, "conf": PROJECT_CONF,
+                         "zip": SHIPPED_TEACHERS / f"{name}.zip"})  # fmt: skip
+    return specs
 
 
 def cli_executable() -> list[str]:
@@ -157,13 +176,50 @@ def load_teacher_references(env_id: str, teacher_path: Path, n_episodes: int, pa
     return references[env_id]
 
 
+def teacher_as_student(
+    spec: dict[str, Any], reference: dict[str, Any], seeds: int, final_episodes: int, path: Path
+) -> dict[str, Any]:
+    """
+    The ceiling of imitation: the teacher itself scored as a student is (its final evaluation: ``final_episodes``
+    deterministic episodes on the env seeded ``seed + 20,000``, for each student seed), normalized by its own
+    100-episode reference. A perfect copy of the teacher scores this; where its lowest score is under 0.90, a student
+    must do better than its teacher to keep every run above 0.90. Kept in ``path`` (measured once).
+    """
+    if path.exists():
+        measured = json.loads(path.read_text())
+        if measured["seeds"] == seeds and measured["final_episodes"] == final_episodes:
+            return measured
+    teacher = DQN.load(spec["zip"], device="cpu")
+    returns = [mean_return(teacher, spec["env_id"], final_episodes, seed + 20_000)[0] for seed in range(seeds)]
+    scores = np.array([normalized_score(value, reference["teacher_return"], reference["random_return"]) for value in returns])
+    measured = {
+        "seeds": seeds, "final_episodes": final_episodes, "final_returns": returns, "final_scores": scores.tolist(),
+        }  # fmt: skip
+    write_json(measured, path)
+    return measured
+
+
+def ceiling_columns(scores: list[float]) -> dict[str, Any]:
+    """The table's columns of the teacher scored as its own student (``teacher_as_student``'s scores)."""
+    values = np.array(scores)
+    return {"teacher_as_student_iqm": iqm_ci(values)[0], "teacher_as_student_min": float(values.min()),
+            "teacher_as_student_below_0.90": int((values < TARGET_MIN).sum())}  # fmt: skip
+
+
 def student_jobs(
-    spec: dict[str, Any], output_dir: Path, seeds: int, smoke: bool, reference_episodes: int
+    spec: dict[str, Any],
+    output_dir: Path,
+    seeds: int,
+    smoke: bool,
+    reference_episodes: int,
+    hyperparams: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The teacher's references and its students' jobs (sample_efficiency.py's), one per seed."""
+    """The teacher's references and its students' jobs (sample_efficiency.py's), one per seed; ``hyperparams`` (a
+    recipe variant's) replace the entry's."""
     env_id, folder = spec["env_id"], output_dir / spec["env_id"].replace("/", "-") / spec["name"]
     reference = load_teacher_references(env_id, spec["zip"], reference_episodes, folder / "references.json")
-    overrides: dict[str, Any] = {**(SMOKE_OVERRIDES if smoke else {}), "teacher": str(spec["zip"].resolve())}
+    overrides: dict[str, Any] = {**(SMOKE_OVERRIDES if smoke else {}), **(hyperparams or {}),
+                                 "teacher": str(spec["zip"].resolve())}  # fmt: skip
     jobs = [
         {"env_id": env_id, "arm": CONSTANT, "seed": seed, "budget": 300 if smoke else None,
          "eval_freq": eval_freq_of(env_id, smoke), "eval_episodes": 2 if smoke else 10,
@@ -251,7 +307,7 @@ def shipped_row(env_id: str, source: Path = SHIPPED_RESULTS) -> dict[str, Any] |
 def format_table(rows: list[dict[str, Any]]) -> str:
     header = (f"{'env':<16}{'teacher':<28}{'teacher return':>17}{'student params':>20}{'seeds':>6}"
               f"{'final score IQM [95% CI]':>26}{'min':>7}{'<0.90':>6}{'reached':>8}{'steps to 95%':>13}"
-              f"{'target':>8}")  # fmt: skip
+              f"{'target':>8}{'teacher as student: IQM, min, <0.90':>38}")  # fmt: skip
     lines = [header]
     for row in rows:
         spread = f" +/- {row['teacher_std']:.1f}" if row["teacher_std"] is not None else ""
@@ -262,11 +318,66 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{row['env_id']:<16}{row['teacher']:<28}{teacher_return:>17}{params:>20}{row['seeds']:>6}{score:>26}"
             f"{row['final_score_min']:>7.3f}{row['runs_below_0.90']:>6}{row['seeds_reached_95']:>4}/{row['seeds']:<3}"
             f"{row['steps_to_95_iqm']:>13,.0f}{'met' if row['target_met'] else 'not met':>8}"
+            f"{row['teacher_as_student_iqm']:>20.2f}{row['teacher_as_student_min']:>9.3f}"
+            f"{row['teacher_as_student_below_0.90']:>9}"
         )
     return "\n".join(lines)
 
 
-def main() -> None:
+def aggregate(
+    args: argparse.Namespace,
+    trained: dict[str, list[dict[str, Any]]],
+    output_dir: Path,
+    reference_episodes: int,
+    variant: bool,
+) -> tuple[list[dict[str, Any]], tuple[Any, ...]]:
+    """The table's rows (per env: the shipped teacher's, each held-out teacher's, the held-out ones together) and
+    plot_curves' arguments, from the recorded runs (each teacher's runs.csv is written on the way)."""
+    rows, curves_runs, curves_results, curve_envs, curve_teachers = [], [], {}, [], []
+    final_episodes = 2 if args.smoke else 20
+
+    def ceiling(spec: dict[str, Any], row: dict[str, Any]) -> list[float]:
+        path = output_dir / spec["env_id"].replace("/", "-") / spec["name"] / "teacher_as_student.json"
+        return teacher_as_student(spec, row, args.seeds, final_episodes, path)["final_scores"]
+
+    for env_id, env_specs in trained.items():
+        env_rows, shipped_rows, runs_by_teacher, ceilings = [], [], {}, {}
+        for spec in env_specs:
+            folder = output_dir / env_id.replace("/", "-") / spec["name"]
+            reference, jobs = student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes, args.hyperparams)
+            results = run_all(jobs, args.n_jobs, lambda line: None, train=False)
+            if not results:
+                continue
+            runs = [derive(result, reference) for result in results.values()]
+            write_csv([{key: value for key, value in run.items() if key != "curve"} for run in runs], folder / "runs.csv")
+            config = PROJECT_CONF if spec["conf"] == PROJECT_CONF else "rl_zoo3 hyperparams/dqn.yml"
+            row = table_row(env_id, spec["name"], reference, runs, f"{config}, seed {spec['seed']}")
+            ceilings[spec["name"]] = ceiling(spec, reference)
+            row.update(ceiling_columns(ceilings[spec["name"]]))
+            if spec["name"] == SHIPPED:  # a variant's run on the shipped teacher
+                shipped_rows.append(row)
+            else:
+                env_rows.append(row)
+                runs_by_teacher[spec["name"]] = runs
+            for (_, _, seed), result in results.items():
+                curves_results[(env_id, spec["name"], seed)] = result
+            curves_runs += [{**run, "arm": spec["name"]} for run in runs]
+            curve_teachers.append(spec["name"])
+        if not env_rows and not shipped_rows:
+            continue
+        curve_envs.append(env_id)
+        if not variant and not args.smoke:
+            shipped_rows = [row for row in [shipped_row(env_id)] if row]
+            for row in shipped_rows:
+                row.update(ceiling_columns(ceiling(teacher_specs(env_id, Path(), shipped=True)[0], row)))
+        rows += shipped_rows + env_rows
+        if len(runs_by_teacher) > 1:
+            pooled = [score for name in runs_by_teacher for score in ceilings[name]]
+            rows.append({**heldout_all_row(env_id, env_rows, runs_by_teacher), **ceiling_columns(pooled)})
+    return rows, (curve_envs, curve_teachers, curves_runs, curves_results)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help="Envs (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=10, help="Student seeds per teacher (default: %(default)s)")
@@ -278,17 +389,34 @@ def main() -> None:
                         "the teachers trained); table: aggregate what is recorded; all: the three (default)")  # fmt: skip
     parser.add_argument("--output-dir", default=None, help=f"Where it all goes (default: {display_path(DEFAULT_OUTPUT)}; "
                         "--smoke: a temporary folder)")  # fmt: skip
+    parser.add_argument("--teachers-dir", default=None, help="The held-out teachers' folder (default: <output-dir>/"
+                        "teachers); a recipe variant's output reuses the benchmark's teachers with it")  # fmt: skip
+    parser.add_argument(
+        "-params", "--hyperparams", type=str, nargs="+", action=StoreDict, default={},
+        help="A recipe variant: these hyperparameters replace the entry's, as the Zoo's -params (e.g. alpha:1.0 "
+        "n_timesteps:60000); the students also run on the shipped teacher (the table's shipped row is then this "
+        "variant's, not sample_efficiency_v2's). Give each variant its own --output-dir",
+    )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="Tiny budgets (CartPole-v1 only, 2 seeds): seconds")
     args = parser.parse_args()
+    if "teacher" in args.hyperparams:
+        parser.error("-params teacher:... : the teachers are the benchmark's (the shipped and the held-out ones)")
     if args.smoke:
         args.envs, args.seeds = args.envs[:1], 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     output_dir = Path(args.output_dir or (tempfile.mkdtemp(prefix="heldout_smoke_") if args.smoke else DEFAULT_OUTPUT))
     reference_episodes = 2 if args.smoke else REFERENCE_EPISODES
     start = time.perf_counter()
-    specs = {env_id: teacher_specs(env_id, output_dir / "teachers") for env_id in args.envs}
+    teachers_dir = Path(args.teachers_dir) if args.teachers_dir else output_dir / "teachers"
+    variant = bool(args.hyperparams)
+    specs = {env_id: teacher_specs(env_id, teachers_dir, shipped=variant) for env_id in args.envs}
 
     if args.stage in ("teachers", "all"):
-        print(f"Teachers ({args.n_jobs} at a time) in {display_path(output_dir / 'teachers')}")
+        print(f"Teachers ({args.n_jobs} at a time) in {display_path(teachers_dir)}")
         with ThreadPoolExecutor(max_workers=args.n_jobs) as executor:
             futures = [executor.submit(train_teacher, spec, args.smoke, print) for env_specs in specs.values()
                        for spec in env_specs]  # fmt: skip
@@ -304,46 +432,23 @@ def main() -> None:
             if missing:
                 print(f"{env_id}: no students for {missing}: not trained yet (--stage teachers)")
             for spec in env_specs:
-                jobs += student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes)[1]
+                jobs += student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes, args.hyperparams)[1]
         print(f"Students ({CONSTANT}, {args.seeds} seeds per teacher)")
         run_all(jobs, args.n_jobs, lambda line: print(line, flush=True))
 
-    rows, curves_runs, curves_results, curve_envs, curve_teachers = [], [], {}, [], []
-    for env_id, env_specs in trained.items():
-        env_rows, runs_by_teacher = [], {}
-        for spec in env_specs:
-            folder = output_dir / env_id.replace("/", "-") / spec["name"]
-            reference, jobs = student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes)
-            results = run_all(jobs, args.n_jobs, lambda line: None, train=False)
-            if not results:
-                continue
-            runs = [derive(result, reference) for result in results.values()]
-            write_csv([{key: value for key, value in run.items() if key != "curve"} for run in runs], folder / "runs.csv")
-            runs_by_teacher[spec["name"]] = runs
-            config = PROJECT_CONF if spec["conf"] == PROJECT_CONF else "rl_zoo3 hyperparams/dqn.yml"
-            env_rows.append(table_row(env_id, spec["name"], reference, runs, f"{config}, seed {spec['seed']}"))
-            for (_, _, seed), result in results.items():
-                curves_results[(env_id, spec["name"], seed)] = result
-            curves_runs += [{**run, "arm": spec["name"]} for run in runs]
-            curve_teachers.append(spec["name"])
-        if not env_rows:
-            continue
-        curve_envs.append(env_id)
-        shipped = None if args.smoke else shipped_row(env_id)
-        rows += ([shipped] if shipped else []) + env_rows
-        if len(runs_by_teacher) > 1:
-            rows.append(heldout_all_row(env_id, env_rows, runs_by_teacher))
+    rows, curves = aggregate(args, trained, output_dir, reference_episodes, variant)
     if not rows:
         print("No student runs recorded yet: nothing to aggregate")
         return
     print("\n" + format_table(rows))
     print(f"target: final-score IQM >= {TARGET_IQM:.2f}, CI low >= {TARGET_CI_LOW:.2f}, no run below {TARGET_MIN:.2f}")
     write_csv(rows, output_dir / "summary.csv")
-    plot_curves(curve_envs, curve_teachers, curves_runs, curves_results, output_dir / "iqm_curves.png")
+    plot_curves(*curves, output_dir / "iqm_curves.png")
     write_json(
         {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": args.seeds,
          "arm": CONSTANT, "recipe": "zoo_configs/distilled_dqn.yml, the env's entry with -params teacher:<held-out>",
-         "shipped_teacher_results": display_path(SHIPPED_RESULTS),
+         "hyperparams": args.hyperparams,
+         "shipped_teacher_results": display_path(output_dir if variant else SHIPPED_RESULTS),
          "target": {"final_score_iqm": TARGET_IQM, "final_score_ci_low": TARGET_CI_LOW, "final_score_min": TARGET_MIN},
          "rows": rows, "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",

@@ -683,6 +683,8 @@ HELDOUT_COLUMNS = (
     plain("runs below 0.90", "runs_below_0.90", count),
     plain("steps to 95% (IQM)", "steps_to_95_iqm", count),
     plain("target met", "target_met"),
+    plain("teacher as its own student: IQM", "teacher_as_student_iqm", decimals(2)),
+    plain("its lowest run", "teacher_as_student_min", decimals(3)),
 )
 
 
@@ -693,7 +695,10 @@ def heldout_page(page: Page) -> None:
         "Results",
         "One row per env and teacher: the recipe's default arm (its entry unchanged but for the teacher), scores "
         "normalized between a random policy (0) and that row's own teacher (1)"
-        + (f"; target: {relative_paths(target)}." if isinstance(target, str) else "."),
+        + (f"; target: {relative_paths(target)}." if isinstance(target, str) else ".")
+        + " The last two columns score the teacher itself as a student is scored (its final evaluation of 20 episodes "
+        "per student seed, on the same env seeds): what a perfect copy of the teacher would get. Where its lowest run "
+        "is under 0.90, no copy keeps every run above 0.90; a student must do better than its teacher.",
         "",
         *columns_table(rows, HELDOUT_COLUMNS, page.where(page.benchmark.table)),
     )

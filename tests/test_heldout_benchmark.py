@@ -36,6 +36,14 @@ def test_heldout_teachers_smoke_trains_teachers_and_students_and_resumes(tmp_pat
         assert len(list((tmp_path / "CartPole-v1" / name / "runs" / "CartPole-v1").glob("*.json"))) == 2
         assert int(row["seeds"]) == 2 and int(row["student_parameters"]) == 450
         assert float(row["parameter_share"]) == pytest.approx(450 / 67_586)
+        # The teacher scored as its own student: one final evaluation per student seed, on its own references
+        ceiling = json.loads((tmp_path / "CartPole-v1" / name / "teacher_as_student.json").read_text())
+        assert ceiling["seeds"] == 2 and ceiling["final_episodes"] == 2 and len(ceiling["final_scores"]) == 2
+        teacher_return, random_return = float(row["teacher_return"]), float(row["random_return"])
+        expected = [(value - random_return) / (teacher_return - random_return) for value in ceiling["final_returns"]]
+        assert ceiling["final_scores"] == pytest.approx(expected)
+        assert float(row["teacher_as_student_min"]) == pytest.approx(min(expected))
+        assert int(row["teacher_as_student_below_0.90"]) == sum(score < 0.9 for score in expected)
     for row in rows:
         assert float(row["final_score_ci_low"]) <= float(row["final_score_iqm"]) <= float(row["final_score_ci_high"])
         assert float(row["final_score_min"]) <= float(row["final_score_iqm"])
@@ -45,6 +53,17 @@ def test_heldout_teachers_smoke_trains_teachers_and_students_and_resumes(tmp_pat
     rerun = run_smoke("heldout_teachers.py", tmp_path)
     assert rerun.count("already trained, skipped") == 3 and "6 runs: 0 to train" in rerun
     assert read_csv(tmp_path / "summary.csv") == rows
+
+    # A recipe variant, on the same teachers: its own students, on the shipped teacher too
+    variant = tmp_path / "variant"
+    output = run_smoke("heldout_teachers.py", variant, "--teachers-dir", str(tmp_path / "teachers"), "-params", "alpha:1.0")
+    assert output.count("already trained, skipped") == 4 and "8 runs: 8 to train" in output
+    assert not (variant / "teachers").exists()
+    variant_rows = read_csv(variant / "summary.csv")
+    assert [row["teacher"] for row in variant_rows] == ["shipped", *TEACHERS, "held-out, all (3)"]
+    shipped = json.loads((variant / "CartPole-v1" / "shipped" / "references.json").read_text())["CartPole-v1"]
+    assert shipped["teacher_path"] == "zoo_configs/teachers/CartPole-v1_dqn.zip"
+    assert json.loads((variant / "summary.json").read_text())["hyperparams"] == {"alpha": 1.0}
 
 
 def test_heldout_table_includes_the_shipped_teachers_row():
@@ -58,3 +77,20 @@ def test_heldout_table_includes_the_shipped_teachers_row():
     assert row["final_score_iqm"] == pytest.approx(float(expected["final_score_iqm"]))
     assert row["final_score_ci_low"] == pytest.approx(float(expected["final_score_ci_low"]))
     assert shipped_row("NoSuchEnv-v0") is None
+
+
+def test_a_variants_hyperparams_reach_every_student_but_not_the_teacher(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.heldout_teachers import student_jobs, teacher_specs
+
+    specs = teacher_specs("CartPole-v1", ROOT / "benchmarks" / "results" / "heldout" / "teachers", shipped=True)
+    assert [spec["name"] for spec in specs] == ["shipped", *TEACHERS]
+    assert specs[0]["zip"] == ROOT / "zoo_configs" / "teachers" / "CartPole-v1_dqn.zip" and specs[0]["seed"] == 1
+    (tmp_path / "CartPole-v1" / "shipped").mkdir(parents=True)
+    references = {"teacher_return": 500.0, "teacher_std": 0.0, "random_return": 22.0, "teacher_parameters": 67_586}
+    (tmp_path / "CartPole-v1" / "shipped" / "references.json").write_text(json.dumps({"CartPole-v1": {
+        **references, "teacher_path": "zoo_configs/teachers/CartPole-v1_dqn.zip", "episodes": 100}}))  # fmt: skip
+    _, jobs = student_jobs(specs[0], tmp_path, 3, False, 100, {"alpha": 1.0, "n_timesteps": 5000})
+    assert [job["seed"] for job in jobs] == [0, 1, 2]
+    for job in jobs:
+        assert job["overrides"] == {"alpha": 1.0, "n_timesteps": 5000, "teacher": str(specs[0]["zip"].resolve())}
