@@ -1,12 +1,13 @@
 """
-Runs that survive: checkpoints of a distillation run, and Ctrl-C / SIGTERM that stop it cleanly.
+Runs that survive: checkpoints of a distillation or a teacher's run, and training that stops cleanly on Ctrl-C or
+SIGTERM (:mod:`sb3_distill.interrupts`) with a checkpoint.
 
-A run folder of ``sb3-distill distill`` holds ``run.json`` (how the run was started, written before training) and,
-while it trains, ``checkpoint.json``, which names its latest complete checkpoint: a folder
-``checkpoints/step_<n>/`` with the student (``student.zip``), its replay buffer (``replay_buffer.pkl``, off-policy
-students; the teacher's values are recomputed from the same teacher when it is loaded), the training env's
-normalization statistics (``vecnormalize.pkl``, where the entry normalizes) and ``state.json`` (the step count, the
-training seconds so far and the size of each file).
+A run folder (``sb3-distill distill``'s ``<log folder>/<env>_<n>/``, ``sb3-distill teacher``'s ``<output>.run/``) holds
+``run.json`` (how the run was started, written before training) and, while it trains, ``checkpoint.json``, which names
+its latest complete checkpoint: a folder ``checkpoints/step_<n>/`` with the model (``student.zip`` or ``teacher.zip``),
+its replay buffer (``replay_buffer.pkl``, off-policy algorithms; a student's teacher values are recomputed from the same
+teacher when it is loaded), the training env's normalization statistics (``vecnormalize.pkl``, where the entry
+normalizes) and ``state.json`` (the step count, the training seconds so far and the size of each file).
 
 A checkpoint is written atomically: its files go into a temporary folder, which is renamed to ``step_<n>`` once
 complete, and only then does ``checkpoint.json`` (itself replaced atomically) point to it. A run killed while it writes
@@ -17,11 +18,7 @@ import json
 import os
 import shutil
 import signal
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +28,35 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
+from sb3_distill.interrupts import SIGNAL_EXIT_STATUS, RunInterrupted, StopRequest, graceful_interrupts
+
 RUN_FILE = "run.json"
 POINTER_FILE = "checkpoint.json"
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"
 STUDENT_FILE = "student.zip"
+TEACHER_FILE = "teacher.zip"
 REPLAY_BUFFER_FILE = "replay_buffer.pkl"
 VEC_NORMALIZE_FILE = "vecnormalize.pkl"
-#: Exit status of a run stopped by a signal, as a shell reports it (128 + the signal's number)
-SIGNAL_EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def default_checkpoint_freq(n_timesteps: int) -> int:
     """Steps between checkpoints when the command line gives none: a tenth of the budget, at least 10,000 steps."""
     return max(10_000, n_timesteps // 10)
+
+
+def resolve_checkpoint_freq(checkpoint_freq: int | None, n_timesteps: int) -> int:
+    """
+    Steps between the checkpoints of a run of ``n_timesteps`` steps.
+
+    :param checkpoint_freq: As given (None: :func:`default_checkpoint_freq`; 0: a checkpoint only when interrupted)
+    :param n_timesteps: The run's budget
+    """
+    if checkpoint_freq is None:
+        return default_checkpoint_freq(n_timesteps)
+    if checkpoint_freq < 0:
+        raise ValueError(f"checkpoint_freq={checkpoint_freq}: expected 0 (only on an interrupt) or a positive number of steps")
+    return checkpoint_freq
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -57,14 +69,17 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_checkpoint(run_dir: Path, model: BaseAlgorithm, train_seconds: float, trained: bool = False) -> Path:
+def write_checkpoint(
+    run_dir: Path, model: BaseAlgorithm, train_seconds: float, trained: bool = False, model_file: str = STUDENT_FILE
+) -> Path:
     """
     Save the model and its training state as the run's latest checkpoint (atomically), and remove the older ones.
 
     :param run_dir: The run folder
-    :param model: The student, with its training env
+    :param model: The student or teacher, with its training env
     :param train_seconds: Seconds of training so far, over every session of the run
-    :param trained: The student has its whole budget: only its evaluation is left (no replay buffer is saved)
+    :param trained: The model has its whole budget: only its evaluation is left (no replay buffer is saved)
+    :param model_file: The model's file in the checkpoint (:data:`STUDENT_FILE` or :data:`TEACHER_FILE`)
     :return: The checkpoint's folder
     """
     checkpoints = run_dir / CHECKPOINTS_DIR
@@ -75,7 +90,7 @@ def write_checkpoint(run_dir: Path, model: BaseAlgorithm, train_seconds: float, 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        model.save(tmp / STUDENT_FILE)
+        model.save(tmp / model_file)
         if not trained and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
             model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
         env = model.get_env()
@@ -126,23 +141,47 @@ def read_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return checkpoint_dir, state
 
 
-def read_run_file(run_dir: Path) -> dict[str, Any]:
-    """The ``run.json`` of a run folder given to ``--resume``, with a clear error when it is not one."""
+def read_run_file(run_dir: Path, command: str = "distill") -> dict[str, Any]:
+    """
+    The ``run.json`` of a run folder given to ``--resume``, with a clear error when it is not one.
+
+    :param run_dir: The run folder
+    :param command: The subcommand that makes such folders (``distill``, ``teacher``), named in the errors
+    """
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"--resume {run_dir}: no such run folder (expected a folder made by sb3-distill distill)")
+        raise FileNotFoundError(f"--resume {run_dir}: no such run folder (expected a folder made by sb3-distill {command})")
     path = run_dir / RUN_FILE
     try:
         run = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"--resume {run_dir}: {RUN_FILE} is missing, so this is not a run folder of sb3-distill distill (or it was "
+            f"--resume {run_dir}: {RUN_FILE} is missing, so this is not a run folder of sb3-distill {command} (or it was "
             "made by a version without checkpoints)"
         ) from None
     except json.JSONDecodeError as error:
         raise ValueError(f"--resume {run_dir}: {path} is not valid JSON ({error})") from None
-    if not isinstance(run, dict) or not isinstance(run.get("argv"), list):
+    # argv is None for a run started from Python
+    if not isinstance(run, dict) or not isinstance(run.get("argv", ""), list | None):
         raise ValueError(f"--resume {run_dir}: {path} does not record the run's command line (expected an 'argv' list)")
     return run
+
+
+def load_checkpoint(
+    algo_class: type[BaseAlgorithm], checkpoint_dir: Path, env: VecEnv, model_file: str = STUDENT_FILE, **load_kwargs: Any
+) -> Any:
+    """
+    The model of a checkpoint on the run's training env, with its replay buffer where it saved one.
+
+    :param algo_class: The model's class
+    :param checkpoint_dir: The checkpoint (:func:`read_checkpoint`)
+    :param env: The training env, with the checkpoint's normalization statistics (:func:`restore_vec_normalize`)
+    :param model_file: The model's file in the checkpoint
+    :param load_kwargs: What ``algo_class.load`` takes besides (``device``, ``verbose``, a student's teacher, ...)
+    """
+    model: Any = algo_class.load(checkpoint_dir / model_file, env=env, **load_kwargs)
+    if (checkpoint_dir / REPLAY_BUFFER_FILE).exists():
+        model.load_replay_buffer(checkpoint_dir / REPLAY_BUFFER_FILE)
+    return model
 
 
 def restore_vec_normalize(env: VecEnv, checkpoint_dir: Path) -> VecEnv:
@@ -176,67 +215,6 @@ def resume_evaluations(callback: EvalCallback, run_dir: Path, num_timesteps: int
         callback.best_mean_reward = float(max(np.mean(row) for row in callback.evaluations_results))
 
 
-class StopRequest:
-    """The signal that asked the run to stop (SIGINT or SIGTERM), set by :func:`graceful_interrupts`."""
-
-    def __init__(self) -> None:
-        self.signal: signal.Signals | None = None
-
-
-@contextmanager
-def graceful_interrupts() -> Iterator[StopRequest]:
-    """
-    Within the block, Ctrl-C (SIGINT) and SIGTERM ask the run to stop at its next step instead of raising from inside
-    SB3 (a replay buffer half-written); a second Ctrl-C stops at once (KeyboardInterrupt).
-    """
-    request = StopRequest()
-    previous = {signum: signal.getsignal(signum) for signum in SIGNAL_EXIT_STATUS}
-
-    def handler(signum: int, frame: Any) -> None:
-        if request.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        request.signal = signal.Signals(signum)
-        print(
-            f"\n{request.signal.name}: stopping at the next step to save the run (Ctrl-C again to stop at once)",
-            file=sys.stderr,
-        )
-
-    if threading.current_thread() is not threading.main_thread():  # Python sets handlers in the main thread only
-        yield request
-        return
-    for signum in SIGNAL_EXIT_STATUS:
-        signal.signal(signum, handler)
-    try:
-        yield request
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
-class StopOnRequest(BaseCallback):
-    """Ends ``learn()`` at the next step once a signal asked to stop (:func:`graceful_interrupts`)."""
-
-    def __init__(self, stop: StopRequest) -> None:
-        super().__init__()
-        self.stop = stop
-
-    def _on_step(self) -> bool:
-        return self.stop.signal is None
-
-
-class RunInterrupted(Exception):
-    """
-    A command stopped by Ctrl-C or SIGTERM after saving its work: the message says where and how to continue.
-
-    :param message: The line to print
-    :param exit_status: The command's exit status (130 for SIGINT, 143 for SIGTERM)
-    """
-
-    def __init__(self, message: str, exit_status: int) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
-
-
 class RunCheckpoints(BaseCallback):
     """
     Checkpoints of a run every ``checkpoint_freq`` environment steps (0: none), and the end of training when a signal
@@ -246,14 +224,23 @@ class RunCheckpoints(BaseCallback):
     :param checkpoint_freq: Environment steps between checkpoints (0: only on an interrupt)
     :param stop: Set by :func:`graceful_interrupts`
     :param seconds_before: Training seconds of the earlier sessions of the run
+    :param model_file: The model's file in a checkpoint (:data:`STUDENT_FILE` or :data:`TEACHER_FILE`)
     """
 
-    def __init__(self, run_dir: Path, checkpoint_freq: int, stop: StopRequest, seconds_before: float = 0.0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        checkpoint_freq: int,
+        stop: StopRequest,
+        seconds_before: float = 0.0,
+        model_file: str = STUDENT_FILE,
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.checkpoint_freq = checkpoint_freq
         self.stop = stop
         self.seconds_before = seconds_before
+        self.model_file = model_file
         self.session_start = 0.0
         self.last_checkpoint = 0
 
@@ -266,7 +253,7 @@ class RunCheckpoints(BaseCallback):
 
     def save(self) -> Path:
         self.last_checkpoint = self.num_timesteps
-        return write_checkpoint(self.run_dir, self.model, self.train_seconds())
+        return write_checkpoint(self.run_dir, self.model, self.train_seconds(), model_file=self.model_file)
 
     def _on_step(self) -> bool:
         if self.stop.signal is not None:
@@ -274,3 +261,67 @@ class RunCheckpoints(BaseCallback):
         if self.checkpoint_freq and self.num_timesteps // self.checkpoint_freq > self.last_checkpoint // self.checkpoint_freq:
             self.save()
         return True
+
+
+def learn_with_checkpoints(
+    model: BaseAlgorithm,
+    run_dir: Path,
+    n_timesteps: int,
+    *,
+    checkpoint_freq: int,
+    seconds_before: float,
+    callbacks: list[BaseCallback],
+    progress_bar: bool,
+    model_file: str,
+    resume_command: str,
+) -> float:
+    """
+    Train ``model`` up to ``n_timesteps`` steps in all (a resumed model continues from its own step count), with a
+    checkpoint every ``checkpoint_freq`` steps and one more, marked trained, at the end. Ctrl-C or SIGTERM stop it at the
+    next step with a checkpoint.
+
+    :param model: A new model, or one of a checkpoint (:func:`load_checkpoint`)
+    :param run_dir: The run folder
+    :param n_timesteps: The run's budget
+    :param checkpoint_freq: Environment steps between checkpoints (0: only on an interrupt)
+    :param seconds_before: Training seconds of the earlier sessions of the run (0 for a new run)
+    :param callbacks: The run's other callbacks
+    :param progress_bar: Show a progress bar
+    :param model_file: The model's file in a checkpoint (:data:`STUDENT_FILE` or :data:`TEACHER_FILE`)
+    :param resume_command: The command that continues the run, quoted when it stops
+    :return: The training seconds of every session of the run
+    :raises RunInterrupted: Ctrl-C or SIGTERM stopped the run (after a checkpoint, unless Ctrl-C came twice)
+    """
+    resumed = model.num_timesteps > 0
+    with graceful_interrupts() as stop:
+        checkpoints = RunCheckpoints(run_dir, checkpoint_freq, stop, seconds_before, model_file)
+        try:
+            model.learn(
+                max(n_timesteps - model.num_timesteps, 0),
+                callback=[*callbacks, checkpoints],
+                progress_bar=progress_bar,
+                reset_num_timesteps=not resumed,
+            )
+        except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, the model may be mid-update
+            kept = read_checkpoint(run_dir)
+            raise RunInterrupted(
+                f"SIGINT twice at step {model.num_timesteps:,}: stopped at once without saving; "
+                + (
+                    f"the checkpoint of step {kept[1]['num_timesteps']:,} is kept; continue with: "
+                    if kept is not None
+                    else "no checkpoint was written yet; start again from step 0 with: "
+                )
+                + resume_command,
+                SIGNAL_EXIT_STATUS[signal.SIGINT],
+            ) from None
+        interrupted = stop.signal
+    train_seconds = checkpoints.train_seconds()
+    if interrupted is not None:
+        saved = checkpoints.save()
+        raise RunInterrupted(
+            f"{interrupted.name} at step {model.num_timesteps:,} of {n_timesteps:,}: the {Path(model_file).stem} and its "
+            f"training state are saved in {saved}; continue with: {resume_command}",
+            SIGNAL_EXIT_STATUS[interrupted],
+        )
+    write_checkpoint(run_dir, model, train_seconds, trained=True, model_file=model_file)
+    return train_seconds

@@ -13,7 +13,7 @@ The ``sb3-distill`` command: it parses arguments and calls the rest of the packa
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from rl_zoo3.utils import StoreDict
 
 from sb3_distill.algorithms import STUDENT_ALGOS, TEACHER_ALGOS
 from sb3_distill.export import EXPORT_FORMATS, Q_TOLERANCE, MissingExtraError, export_student
-from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, RunInterrupted, read_run_file
+from sb3_distill.checkpoints import read_run_file
+from sb3_distill.interrupts import SIGNAL_EXIT_STATUS, RunInterrupted
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, TEACHER_ALGO, Recipe, make_recipe
-from sb3_distill.runs import distill, train_teacher
+from sb3_distill.runs import distill
+from sb3_distill.teacher_runs import output_of_run, read_teacher_run, train_teacher
 from sb3_distill.tuning import OBJECTIVES, PRUNERS, SAMPLERS, StudySettings, load_study_settings, tune
 
 # What a command reports as a one-line `error:` (exit status 2) rather than a traceback
@@ -103,7 +105,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of a run (``sb3_distill.runs``) that :func:`add_run_arguments` and ``--device`` give."""
+    """The keyword arguments of a run that :func:`add_run_arguments` and ``--device`` give."""
     return dict(
         seed=args.seed,
         device=args.device,
@@ -141,21 +143,26 @@ def add_distill_command(subparsers: Any) -> None:
         help="Episodes of the teacher's and a random policy's returns, the score's references, as the benchmarks "
         "measure them (default: %(default)s)",
     )
+    add_checkpoint_arguments(parser, "student", "the run folder")
+    parser.set_defaults(func=cmd_distill)
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, model: str, run_folder: str) -> None:
+    """``--checkpoint-freq`` and ``--resume``, for a run that saves ``model`` (student or teacher) into ``run_folder``."""
     parser.add_argument(
         "--checkpoint-freq",
         type=non_negative_int,
         default=None,
-        help="Steps between checkpoints of the student and its replay buffer in the run folder (default: a tenth of the "
-        "budget, at least 10,000; 0: only when interrupted by Ctrl-C or SIGTERM)",
+        help=f"Steps between checkpoints of the {model} and its training state (replay buffer, normalization statistics) "
+        f"in {run_folder} (default: a tenth of the budget, at least 10,000; 0: only when interrupted by Ctrl-C or SIGTERM)",
     )
     parser.add_argument(
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="Continue an interrupted or killed run from its latest checkpoint to its budget, with its own settings "
-        "(only --device, --verbose and --no-progress-bar may be given with it)",
+        help="Continue an interrupted or killed run (RUN_DIR: its run folder) from its latest checkpoint to its budget, "
+        "with its own settings (only --device, --verbose and --no-progress-bar may be given with it)",
     )
-    parser.set_defaults(func=cmd_distill)
 
 
 def student_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,20 +173,69 @@ def student_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-# What a command says when Ctrl-C or SIGTERM stops it outside a distillation's training (which saves its work first)
+# What a command says when Ctrl-C or SIGTERM stops it outside a run's training (which saves its work first)
 INTERRUPTED = {
     "distill": "stopped before training started; nothing was trained, so nothing was saved",
-    "teacher": "stopped: the teacher was not saved (run the command again)",
+    "teacher": "stopped before training started; nothing new was trained, so nothing was saved",
     "tune": "stopped: the study's finished trials are kept in its storage; run the same command to continue the study",
     "export": "stopped: nothing was written",
 }
 # What may be given with --resume: the rest of the settings are the run's own (its run.json)
 RESUME_OPTIONS = {"--resume": 1, "--device": 1, "--verbose": 1, "--no-progress-bar": 0}
+# How a run started from Python (its run.json records no command line) is resumed
+PYTHON_RESUME = {
+    "distill": "sb3_distill.runs.distill(recipe, log_folder, resume='{run_dir}')",
+    "teacher": "sb3_distill.teacher_runs.train_teacher(recipe, output, resume=True)",
+}
+
+
+def resumed_arguments(args: argparse.Namespace, read_run: Callable[[Path], dict[str, Any]]) -> argparse.Namespace:
+    """
+    ``--resume RUN_DIR``: the arguments the run was started with (its ``run.json``), with those of
+    :data:`RESUME_OPTIONS` that this command line gives.
+
+    :param args: This command line's arguments
+    :param read_run: Reads the run folder's ``run.json`` (:func:`sb3_distill.checkpoints.read_run_file`)
+    """
+    given = args.argv[1:]  # after the subcommand
+    index = 0
+    while index < len(given):
+        option = given[index].split("=", 1)[0]
+        if option not in RESUME_OPTIONS:
+            raise ValueError(
+                f"--resume takes the run's own settings (its run.json): {given[index]!r} cannot be given with it "
+                f"(only {', '.join(RESUME_OPTIONS)})"
+            )
+        index += 1 + (RESUME_OPTIONS[option] if "=" not in given[index] else 0)
+    run_dir = Path(args.resume)
+    run = read_run(run_dir)
+    if run["argv"] is None:
+        raise ValueError(
+            f"--resume {run_dir}: the run was started from Python (run.json records no command line): resume it with "
+            + PYTHON_RESUME[args.command].format(run_dir=run_dir)
+        )
+    if run["argv"][:1] != [args.command]:
+        raise ValueError(
+            f"--resume {run_dir}: not a run of sb3-distill {args.command}; its run.json records the command line "
+            f"{' '.join(['sb3-distill', *run['argv']])!r}"
+        )
+    saved = build_parser().parse_args(run["argv"])
+    # Files the run named relative to where it was started
+    for name in ("conf_file", "teacher"):
+        value = getattr(saved, name, None)
+        if value is not None and not Path(value).is_absolute() and (Path(run["cwd"]) / value).exists():
+            setattr(saved, name, str(Path(run["cwd"]) / value))
+    for name in ("device", "verbose", "no_progress_bar"):
+        setattr(saved, name, getattr(args, name))
+    saved.command_line = run.get("command", "")
+    return saved
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        return resume_distill(args)
+        # The run's own command line again, continued from its checkpoint
+        run_distill(resumed_arguments(args, read_run_file), resume=Path(args.resume))
+        return 0
     run_distill(args, argv=args.argv)
     return 0
 
@@ -216,58 +272,35 @@ def distill_recipe(args: argparse.Namespace) -> Recipe:
     )
 
 
-def resume_distill(args: argparse.Namespace) -> int:
-    """``sb3-distill distill --resume RUN_DIR``: the run's own command line again, continued from its checkpoint."""
-    given = args.argv[1:] if args.argv[:1] == ["distill"] else args.argv
-    index = 0
-    while index < len(given):
-        option = given[index].split("=", 1)[0]
-        if option not in RESUME_OPTIONS:
-            raise ValueError(
-                f"--resume takes the run's own settings (its run.json): {given[index]!r} cannot be given with it "
-                f"(only {', '.join(RESUME_OPTIONS)})"
-            )
-        index += 1 + (RESUME_OPTIONS[option] if "=" not in given[index] else 0)
-    run_dir = Path(args.resume)
-    run = read_run_file(run_dir)
-    if run["argv"] is None:
-        raise ValueError(
-            f"--resume {run_dir}: the run was started from Python (run.json records no command line): resume it with "
-            f"sb3_distill.runs.distill(recipe, log_folder, resume={str(run_dir)!r})"
-        )
-    saved = build_parser().parse_args(run["argv"])
-    # Files the run named relative to where it was started
-    for name in ("conf_file", "teacher"):
-        value = getattr(saved, name)
-        if value is not None and not Path(value).is_absolute() and (Path(run["cwd"]) / value).exists():
-            setattr(saved, name, str(Path(run["cwd"]) / value))
-    for name in ("device", "verbose", "no_progress_bar"):
-        setattr(saved, name, getattr(args, name))
-    saved.command_line = run.get("command", "")
-    run_distill(saved, resume=run_dir)
-    return 0
-
-
 def add_teacher_command(subparsers: Any) -> None:
     parser = subparsers.add_parser("teacher", help="Train a teacher (DQN, SAC, PPO, ...) with the RL Zoo's settings")
     add_recipe_arguments(parser, TEACHER_ALGO)
     add_run_arguments(parser)
     parser.add_argument("-o", "--output", default=None, help="Teacher zip to write (default: teachers/<env>_<algo>.zip)")
-    parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
+    parser.add_argument(
+        "--force", action="store_true", help="Overwrite --output if it exists, and an unfinished run of it (its run folder)"
+    )
+    add_checkpoint_arguments(
+        parser, "teacher", "its run folder, <output without .zip>.run/ beside the zip, which a complete run removes"
+    )
     parser.set_defaults(func=cmd_teacher)
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        run_teacher(resumed_arguments(args, read_teacher_run), output_of_run(Path(args.resume)), resume=True)
+        return 0
+    output = args.output if args.output is not None else f"teachers/{args.env.replace('/', '-')}_{args.algo}.zip"
+    run_teacher(args, output, argv=args.argv)
+    return 0
+
+
+def run_teacher(args: argparse.Namespace, output: str | Path, **extra: Any) -> None:
+    """:func:`sb3_distill.teacher_runs.train_teacher` with the run that ``sb3-distill teacher``'s options describe."""
     recipe = make_recipe(
         args.env, args.algo, conf_file=args.conf_file, hyperparams=args.hyperparams, n_timesteps=args.n_timesteps
     )
-    train_teacher(
-        recipe,
-        args.output if args.output is not None else f"teachers/{args.env.replace('/', '-')}_{args.algo}.zip",
-        force=args.force,
-        **run_options(args),
-    )
-    return 0
+    train_teacher(recipe, output, force=args.force, checkpoint_freq=args.checkpoint_freq, **run_options(args), **extra)
 
 
 def add_tune_command(subparsers: Any) -> None:

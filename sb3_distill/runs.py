@@ -1,41 +1,37 @@
 """
-The runs behind the ``sb3-distill`` command: train a teacher, and distill a student then compare it with its teacher.
+The run behind ``sb3-distill distill``: distill a student, then compare it with its teacher, and the helpers it shares
+with a teacher's run (:mod:`sb3_distill.teacher_runs`).
 
-Both take a :class:`sb3_distill.recipe.Recipe` (an entry of a Zoo-format config, read by rl_zoo3) and write their
-outputs into a new numbered folder or a file they will not overwrite unasked.
+A run takes a :class:`sb3_distill.recipe.Recipe` (an entry of a Zoo-format config, read by rl_zoo3) and writes its
+outputs into a new numbered folder.
 """
 
-import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, cast
 
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from sb3_distill.algorithms import PLAIN_CLASSES, STUDENT_ALGOS, TEACHER_ALGOS, acting_network
+from sb3_distill.algorithms import PLAIN_CLASSES, STUDENT_ALGOS, acting_network
 from sb3_distill.checkpoints import (
     CHECKPOINTS_DIR,
     POINTER_FILE,
-    REPLAY_BUFFER_FILE,
     RUN_FILE,
-    SIGNAL_EXIT_STATUS,
     STUDENT_FILE,
-    RunCheckpoints,
-    RunInterrupted,
-    default_checkpoint_freq,
-    graceful_interrupts,
+    learn_with_checkpoints,
+    load_checkpoint,
     read_checkpoint,
+    resolve_checkpoint_freq,
     restore_vec_normalize,
     resume_evaluations,
-    write_checkpoint,
     write_json_atomically,
 )
+from sb3_distill.interrupts import SIGNAL_EXIT_STATUS, RunInterrupted
 from sb3_distill.common.distillation import DistillationMixin
 from sb3_distill.recipe import Recipe, next_run_dir
 from sb3_distill.report import (
@@ -126,103 +122,14 @@ def check_writable_folder(folder: Path) -> None:
         raise PermissionError(f"Cannot write into {str(folder)!r} ({error.strerror}): choose another output") from None
 
 
-def _check_algo(recipe: Recipe, algos: dict[str, Any], kind: str) -> None:
+def check_recipe_algo(recipe: Recipe, algos: dict[str, Any], kind: str) -> None:
+    """Fail unless the recipe is one of ``algos`` (a ``kind`` of recipe: student or teacher)."""
     if recipe.algo not in algos:
         raise ValueError(f"This run needs a {kind} recipe ({', '.join(sorted(algos))}), got one for {recipe.algo!r}")
 
 
-def train_teacher(
-    recipe: Recipe,
-    output: str | os.PathLike,
-    *,
-    seed: int = 0,
-    device: str = "auto",
-    verbose: int = 0,
-    progress_bar: bool = True,
-    eval_episodes: int = 20,
-    force: bool = False,
-    command: str = "",
-) -> dict[str, Any]:
-    """
-    Train a teacher with a recipe (the RL Zoo's settings: ``zoo_configs/dqn.yml``, ``zoo_configs/sac.yml``, or the
-    Zoo's own file for the other algorithms), evaluate it, and save it with a ``.json`` beside it recording how it was
-    made.
-
-    :param recipe: A teacher's recipe (``dqn``, ``sac``, ``ppo``, ...)
-    :param output: The zip to write (``.zip`` is added when missing)
-    :param seed: Seed of the run
-    :param device: torch device
-    :param verbose: SB3 verbosity
-    :param progress_bar: Show a progress bar
-    :param eval_episodes: Deterministic episodes of the final evaluation
-    :param force: Overwrite ``output`` if it exists
-    :param command: The command line, recorded in the ``.json``
-    :return: What the ``.json`` holds
-    """
-    _check_algo(recipe, TEACHER_ALGOS, "teacher")
-    if not str(output).strip():
-        raise ValueError("--output '': expected the teacher zip to write, e.g. teachers/CartPole-v1_dqn.zip")
-    output = Path(output)
-    if output.is_dir():
-        raise IsADirectoryError(f"--output {str(output)!r} is a folder: expected the teacher zip to write in it or elsewhere")
-    if output.suffix != ".zip":
-        output = output.with_name(output.name + ".zip")
-    if output.exists() and not force:
-        raise FileExistsError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
-    check_writable_folder(output.parent)
-    print(
-        f"Training a {TEACHER_ALGOS[recipe.algo].__name__} teacher on {recipe.env_id} for {recipe.n_timesteps:,} steps "
-        f"with the Zoo settings of {display_path(recipe.config_file)}"
-    )
-    env = recipe.make_env(seed=seed)
-    model = recipe.make_model(env, seed=seed, verbose=verbose, device=device)
-    start = time.perf_counter()
-    model.learn(recipe.n_timesteps, callback=recipe.callbacks, progress_bar=progress_bar)
-    train_seconds = time.perf_counter() - start
-    output.parent.mkdir(parents=True, exist_ok=True)
-    model.save(output)
-    eval_env = recipe.make_env(seed=seed + FINAL_SEED_OFFSET, n_envs=1, eval_env=True)
-    sync_envs_normalization(env, eval_env)
-    result = evaluate_agent("teacher", model, acting_network(model), eval_env, eval_episodes)
-    metadata = {
-        "env_id": recipe.env_id,
-        "algo": recipe.algo,
-        "seed": seed,
-        "n_timesteps": recipe.n_timesteps,
-        "env_steps": int(model.num_timesteps),
-        "config_file": display_path(recipe.config_file),
-        "hyperparams": recipe.hyperparams,
-        "train_seconds": round(train_seconds, 1),
-        "evaluation": {"mean_return": result.mean_return, "std_return": result.std_return, "n_episodes": result.n_episodes},
-        "parameters": result.parameters,
-        "command": command,
-    }
-    output.with_suffix(".json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-    print(
-        f"Saved {output} ({result.parameters:,} parameters, trained in {train_seconds:.0f} s): "
-        f"mean return {result.mean_return:.1f} +/- {result.std_return:.1f} over {result.n_episodes} episodes"
-    )
-    return metadata
-
-
 def resume_command(run_dir: Path) -> str:
     return f"sb3-distill distill --resume {run_dir}"
-
-
-def _load_checkpoint(recipe: Recipe, env: VecEnv, checkpoint_dir: Path, device: str, verbose: int, **kwargs: Any) -> Any:
-    """The student of a checkpoint, with its teacher and (off-policy) its replay buffer, on the run's training env."""
-    student: Any = STUDENT_ALGOS[recipe.algo].load(
-        checkpoint_dir / STUDENT_FILE,
-        env=env,
-        device=device,
-        teacher=recipe.teacher,
-        trust_teacher=bool(recipe.model_kwargs.get("trust_teacher", False)),
-        verbose=verbose,
-        **kwargs,
-    )
-    if (checkpoint_dir / REPLAY_BUFFER_FILE).exists():
-        student.load_replay_buffer(checkpoint_dir / REPLAY_BUFFER_FILE)
-    return student
 
 
 def distill(
@@ -271,11 +178,8 @@ def distill(
     :return: What ``comparison.json`` holds
     :raises RunInterrupted: Ctrl-C or SIGTERM stopped the run, after it saved a checkpoint
     """
-    _check_algo(recipe, STUDENT_ALGOS, "student")
-    if checkpoint_freq is None:
-        checkpoint_freq = default_checkpoint_freq(recipe.n_timesteps)
-    if checkpoint_freq < 0:
-        raise ValueError(f"checkpoint_freq={checkpoint_freq}: expected 0 (only on an interrupt) or a positive number of steps")
+    check_recipe_algo(recipe, STUDENT_ALGOS, "student")
+    checkpoint_freq = resolve_checkpoint_freq(checkpoint_freq, recipe.n_timesteps)
     if resume is None:
         check_writable_folder(Path(log_folder))
     env = recipe.make_env(seed=seed)
@@ -290,7 +194,16 @@ def distill(
     if checkpoint is not None:
         checkpoint_dir, state = checkpoint
         env = restore_vec_normalize(env, checkpoint_dir)
-        student = _load_checkpoint(recipe, env, checkpoint_dir, device, verbose, tensorboard_log=tensorboard_log)
+        student = load_checkpoint(
+            STUDENT_ALGOS[recipe.algo],
+            checkpoint_dir,
+            env,
+            device=device,
+            verbose=verbose,
+            teacher=recipe.teacher,
+            trust_teacher=bool(recipe.model_kwargs.get("trust_teacher", False)),
+            tensorboard_log=tensorboard_log,
+        )
     else:
         # Builds and checks the teacher before any training or any folder is made
         student = recipe.make_model(env, seed=seed, verbose=verbose, device=device, tensorboard_log=tensorboard_log)
@@ -338,38 +251,18 @@ def distill(
         )
         if checkpoint is not None:
             resume_evaluations(eval_callback, run_dir, student.num_timesteps, recipe.n_envs)
-        with graceful_interrupts() as stop:
-            checkpoints = RunCheckpoints(run_dir, checkpoint_freq, stop, float(state["train_seconds"]))
-            try:
-                student.learn(
-                    max(recipe.n_timesteps - student.num_timesteps, 0),
-                    callback=[*recipe.callbacks, eval_callback, checkpoints],
-                    progress_bar=progress_bar,
-                    reset_num_timesteps=checkpoint is None,
-                )
-            except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, the student may be mid-update
-                kept = read_checkpoint(run_dir)
-                raise RunInterrupted(
-                    f"SIGINT twice at step {student.num_timesteps:,}: stopped at once without saving; "
-                    + (
-                        f"the checkpoint of step {kept[1]['num_timesteps']:,} is kept; continue with: "
-                        if kept is not None
-                        else "no checkpoint was written yet; start again from step 0 with: "
-                    )
-                    + resume_command(run_dir),
-                    SIGNAL_EXIT_STATUS[signal.SIGINT],
-                ) from None
-            interrupted = stop.signal
-        train_seconds = checkpoints.train_seconds()
-        if interrupted is not None:
-            saved = checkpoints.save()
-            raise RunInterrupted(
-                f"{interrupted.name} at step {student.num_timesteps:,} of {recipe.n_timesteps:,}: the student and its "
-                f"training state are saved in {saved}; continue with: {resume_command(run_dir)}",
-                SIGNAL_EXIT_STATUS[interrupted],
-            )
+        train_seconds = learn_with_checkpoints(
+            student,
+            run_dir,
+            recipe.n_timesteps,
+            checkpoint_freq=checkpoint_freq,
+            seconds_before=float(state["train_seconds"]),
+            callbacks=[*recipe.callbacks, eval_callback],
+            progress_bar=progress_bar,
+            model_file=STUDENT_FILE,
+            resume_command=resume_command(run_dir),
+        )
         student.save(run_dir / "student.zip")
-        write_checkpoint(run_dir, student, train_seconds, trained=True)
     else:
         train_seconds = float(state["train_seconds"])
         student.save(run_dir / "student.zip")

@@ -101,6 +101,7 @@ CASES = {
         (["--resume", "{files}/missing_run"], "missing_run"),
         (["--resume", "{files}/folder"], "run.json"),
         (["--resume", "{files}/bad_run"], "run.json"),
+        (["--resume", "{files}/teacher.run"], "not a run of sb3-distill distill"),
     ],
     "teacher": [
         (["--algo", "foo"], "'foo'"),
@@ -134,6 +135,11 @@ CASES = {
         (["--seed", "1.5"], "'1.5'"),
         (["--device", "gpu0"], "gpu0"),
         (["--verbose", "loud"], "'loud'"),
+        (["--resume", "{files}/missing.run"], "missing.run"),
+        (["--resume", "{files}/folder"], "run.json"),
+        (["--resume", "{files}/bad_run"], "run.json"),
+        (["--resume", "{files}/distill_run"], "not a run of sb3-distill teacher"),
+        (["--resume", "{files}/teacher.run", "-n", "500"], "'-n' cannot be given with it"),
     ],
     "tune": [
         (["--teacher", "{files}/missing.zip"], "missing.zip"),
@@ -249,6 +255,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / name / "comparison.json").write_text(comparison)
     (folder / "bad_run").mkdir()
     (folder / "bad_run" / "run.json").write_text(json.dumps({"argv": "distill"}))
+    for name, argv in {"distill_run": ["distill", *QUICK], "teacher.run": ["teacher", *QUICK, "-o", "teacher.zip"]}.items():
+        (folder / name).mkdir()
+        (folder / name / "run.json").write_text(json.dumps({"argv": argv, "cwd": str(folder)}))
     yield folder
     read_only.chmod(stat.S_IRWXU)
 

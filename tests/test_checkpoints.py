@@ -43,10 +43,15 @@ RUN_ARGS += [
 GRID = list(range(500, BUDGET + 1, 500))
 
 
-def start_run(log_folder: Path, cwd: Path) -> subprocess.Popen:
+def start_command(arguments: list[str], cwd: Path) -> subprocess.Popen:
+    """``sb3-distill ARGUMENTS`` in a subprocess of its own, to be stopped by a real signal."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "sb3_distill", *RUN_ARGS, "-f", str(log_folder)]
+    command = [sys.executable, "-m", "sb3_distill", *arguments]
     return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def start_run(log_folder: Path, cwd: Path) -> subprocess.Popen:
+    return start_command([*RUN_ARGS, "-f", str(log_folder)], cwd)
 
 
 def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen, at_least: int, timeout: float = 240.0) -> int:

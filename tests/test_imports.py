@@ -113,6 +113,7 @@ STUDENT_PACKAGES = ("sb3_distill.dqn", "sb3_distill.qrdqn", "sb3_distill.ppo", "
 ABOVE_THE_STUDENTS = (
     "sb3_distill.recipe",
     "sb3_distill.runs",
+    "sb3_distill.teacher_runs",
     "sb3_distill.zoo",
     "sb3_distill.tuning",
     "sb3_distill.export",

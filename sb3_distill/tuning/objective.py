@@ -17,7 +17,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_distill.algorithms import acting_network, check_algo
-from sb3_distill.checkpoints import StopOnRequest, StopRequest
+from sb3_distill.interrupts import StopOnRequest, StopRequest
 from sb3_distill.common.alpha import is_performance_alpha
 from sb3_distill.common.teacher import Teacher, load_teacher
 from sb3_distill.export_latency import median_latency

@@ -8,7 +8,7 @@ from typing import Any
 
 import optuna
 
-from sb3_distill.checkpoints import SIGNAL_EXIT_STATUS, RunInterrupted, graceful_interrupts
+from sb3_distill.interrupts import SIGNAL_EXIT_STATUS, RunInterrupted, graceful_interrupts
 from sb3_distill.common.teacher import Teacher
 from sb3_distill.hyperparams_opt import has_temperature
 from sb3_distill.recipe import ALGO_NAME, DEFAULT_ENV, Recipe
