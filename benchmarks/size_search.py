@@ -154,7 +154,7 @@ def latency_rows(
                 "file_bytes": model_zip.stat().st_size if exported is None else exported.size_bytes,
                 "batch_1_us": onnx.latency_seconds[runtime][1] * 1e6,
                 "batch_256_us": onnx.latency_seconds[runtime][256] * 1e6,
-                "max_scaled_q_difference": None if exported is None else exported.max_scaled_q_difference,
+                "max_scaled_q_difference": None if exported is None else exported.max_scaled_difference,
                 "tolerance": tolerance,
             }
         )

@@ -7,7 +7,8 @@ The ``sb3-distill`` command: it parses arguments and calls the rest of the packa
   or the Zoo's own file for other algorithms).
 - ``sb3-distill tune``: an Optuna study of alpha and temperature.
 - ``sb3-distill zoo train|enjoy|record_video|record_training ...``: rl_zoo3 with ``distilled_dqn`` registered.
-- ``sb3-distill export``: export a student's Q-network to ONNX or TorchScript, checked against SB3 and timed.
+- ``sb3-distill export``: export a student's acting network (values of DQN, QR-DQN; log-probabilities or actions of
+  PPO, A2C; actions of SAC, TD3) to ONNX or TorchScript, checked against SB3's ``predict`` and timed.
 """
 
 import argparse
@@ -402,9 +403,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def add_export_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "export", help="Export a student's Q-network (preprocessing included) to ONNX or TorchScript, checked and timed"
+        "export",
+        help="Export a student's acting network (SB3's pre- and post-processing included) to ONNX or TorchScript, "
+        "checked against predict and timed",
     )
-    parser.add_argument("student", help="The student's zip (DQN or DistilledDQN; read with SB3's loader: trusted files)")
+    parser.add_argument(
+        "student",
+        help="The student's zip (DQN, QRDQN, PPO, A2C, SAC, TD3 or DDPG, or a Distilled student of one; read with SB3's "
+        "loader: trusted files)",
+    )
     parser.add_argument("--format", choices=sorted(EXPORT_FORMATS), required=True, help="onnx (onnxruntime) or torchscript")
     parser.add_argument("-o", "--output", default=None, help="File to write (default: the zip's path with .onnx or .pt)")
     parser.add_argument("--env", default=None, help="Env id of the check (default: the one recorded beside the zip)")
@@ -422,7 +429,7 @@ def add_export_command(subparsers: Any) -> None:
         "--tolerance",
         type=float,
         default=Q_TOLERANCE,
-        help="Largest |Q difference| / max(1, |Q|) the check allows (default: %(default)g)",
+        help="Largest |difference| / max(1, |output|) the check allows (default: %(default)g)",
     )
     parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists")
     parser.set_defaults(func=cmd_export, device="cpu")

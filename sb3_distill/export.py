@@ -1,10 +1,14 @@
 """
-Export a DQN student for deployment: its Q-network alone (observation -> Q-values), with SB3's preprocessing inside,
-as ONNX (run with onnxruntime) or TorchScript. The export checks itself against SB3 before it keeps the file, and
-reports the file's size and the latency of SB3 ``predict``, torch, TorchScript and onnxruntime side by side.
+Export a student for deployment: the network that acts, alone, with SB3's preprocessing and post-processing inside, as
+ONNX (run with onnxruntime) or TorchScript. A DQN's or QR-DQN's per-action values (observation -> Q-values), an
+actor-critic's action log-probabilities (Discrete actions), or the action a SAC, TD3 or actor-critic (Box actions)
+``predict`` returns, in the env's bounds: ``sb3_distill.export_families`` says what each family writes. The export
+checks itself against SB3 before it keeps the file, and reports the file's size and the latency of SB3 ``predict``,
+torch, TorchScript and onnxruntime side by side.
 
-The student is read with SB3's own loader, ``DQN.load``, which unpickles the zip's ``data``: export your own (trusted)
-files. Other SB3 zips (PPO, ...) are refused before that, from the zip's readable JSON.
+The student is read with SB3's own loader (``DQN.load``, ``SAC.load``, ...), which unpickles the zip's ``data``:
+export your own (trusted) files. Zips of other kinds (a recurrent PPO, MultiDiscrete actions, ...) are refused before
+that, from the zip's readable JSON.
 """
 
 import os
@@ -17,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_distill.export_check import (
@@ -30,11 +34,12 @@ from sb3_distill.export_check import (
     recorded_env_id,
     select,
 )
+from sb3_distill.export_families import ExportFamily
 from sb3_distill.export_latency import BATCH_SIZES, latency_table, median_latency
 from sb3_distill.export_runtimes import (
     ONNX_PACKAGES,
+    ExportedNetwork,
     MissingExtraError,
-    QNetworkModule,
     Runner,
     import_extra,
     input_arrays,
@@ -49,8 +54,8 @@ __all__ = ["EXPORT_FORMATS", "Q_TOLERANCE", "ExportError", "ExportResult", "Miss
 
 # Format -> suffix of the default output file
 EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-# Rows of the latency table, in order
-RUNTIMES = ("SB3 predict", "torch q_net", "TorchScript", "onnxruntime")
+# The exported file's runtimes, in the order of the latency table (after SB3 predict and the torch network)
+RUNTIMES = ("TorchScript", "onnxruntime")
 
 
 @dataclass
@@ -60,22 +65,27 @@ class ExportResult:
 
     :param path: The exported file
     :param format: ``onnx`` or ``torchscript``
+    :param algorithm: The SB3 algorithm whose zip was exported (``DQN``, ``SAC``, ...)
+    :param output: The exported output's name (``q_values``, ``log_probs`` or ``actions``)
     :param size_bytes: The file's size
     :param inputs: Each input's name, dtype and shape (``batch`` first)
     :param n_checked: Observations of the parity check
-    :param max_q_difference: Largest absolute difference between the file's Q-values and the torch Q-network's
-    :param max_scaled_q_difference: Largest ``|difference| / max(1, |Q|)``, the quantity held under ``Q_TOLERANCE``
+    :param max_difference: Largest absolute difference between the file's output and SB3's (its torch network's
+        values, or ``predict``'s actions)
+    :param max_scaled_difference: Largest ``|difference| / max(1, |output|)``, the quantity held under the tolerance
     :param latency_seconds: Runtime -> batch size -> median seconds per call (empty when not timed)
     :param threads: Threads torch and onnxruntime ran with
     """
 
     path: str
     format: str
+    algorithm: str
+    output: str
     size_bytes: int
     inputs: list[str]
     n_checked: int
-    max_q_difference: float
-    max_scaled_q_difference: float
+    max_difference: float
+    max_scaled_difference: float
     latency_seconds: dict[str, dict[int, float]] = field(default_factory=dict)
     threads: int = 1
 
@@ -84,9 +94,16 @@ class ExportResult:
         return asdict(self)
 
 
-def _latency(model: DQN, runners: dict[str, Runner], observations: Observations, repeats: int) -> dict:
-    """Median seconds per call of SB3 predict, the torch Q-network and each runner, at batch 1 and 256."""
-    runs: dict[str, dict] = {name: {} for name in RUNTIMES if name in runners or name in RUNTIMES[:2]}
+def _latency(
+    model: BaseAlgorithm,
+    network: tuple[str, th.nn.Module],
+    runners: dict[str, Runner],
+    observations: Observations,
+    repeats: int,
+) -> dict:
+    """Median seconds per call of SB3 predict, the torch network and each runner, at batch 1 and 256."""
+    torch_name, torch_network = network
+    runs: dict[str, dict] = {"SB3 predict": {}, torch_name: {}, **{name: {} for name in RUNTIMES if name in runners}}
     n_observations = len(next(iter(observations.values())) if isinstance(observations, dict) else observations)
     for size in BATCH_SIZES:
         batch = select(observations, np.arange(size) % n_observations)
@@ -94,25 +111,30 @@ def _latency(model: DQN, runners: dict[str, Runner], observations: Observations,
 
         def torch_call(tensors: Any = tensors) -> None:
             with th.inference_mode():
-                model.q_net(tensors)
+                torch_network(tensors)
 
         runs["SB3 predict"][size] = lambda batch=batch: model.predict(batch, deterministic=True)
-        runs["torch q_net"][size] = torch_call
+        runs[torch_name][size] = torch_call
         for name, runner in runners.items():
             runs[name][size] = lambda runner=runner, arrays=arrays: runner(arrays)
     return median_latency(runs, repeats)
 
 
-def load_student(path: str | os.PathLike) -> DQN:
-    """The student of a checked zip (:func:`check_student_zip`), loaded with SB3's loader, its weights finite."""
+def load_student(path: str | os.PathLike, family: ExportFamily) -> tuple[BaseAlgorithm, th.nn.Module]:
+    """
+    The student of a checked zip (:func:`check_student_zip`), loaded with its algorithm's SB3 loader, and its network
+    to export (observations -> the family's output), in eval mode, its weights finite.
+    """
     try:
-        model = DQN.load(Path(path), device="cpu")
+        model = family.algorithm.load(Path(path), device="cpu")
     except (KeyError, ValueError, RuntimeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Student file {str(path)!r} could not be loaded as a DQN student: {error}") from None
-    broken = [name for name, tensor in model.q_net.state_dict().items() if not th.isfinite(tensor).all()]
+        raise ValueError(f"Student file {str(path)!r} could not be loaded as a {family.name} student: {error}") from None
+    model.policy.set_training_mode(False)
+    network = family.network(model).eval()
+    broken = [name for name, tensor in network.state_dict().items() if not th.isfinite(tensor).all()]
     if broken:
         raise ValueError(f"Student file {str(path)!r} has NaN or infinite weights ({', '.join(broken[:3])}): no export")
-    return model
+    return model, network
 
 
 def export_student(
@@ -128,15 +150,23 @@ def export_student(
     tolerance: float = Q_TOLERANCE,
 ) -> ExportResult:
     """
-    Export a DQN student's Q-network (observations -> Q-values, SB3's preprocessing included), check it and time it.
+    Export a student's deployable network (observations -> its family's output, SB3's preprocessing and
+    post-processing included), check it and time it.
+
+    What is written, by family (``sb3_distill.export_families``): a DQN's Q-values, a QR-DQN's mean over quantiles
+    (``q_values``, the greedy action is their argmax), a PPO's or A2C's action log-probabilities for Discrete actions
+    (``log_probs``), and for Box actions the action ``predict(obs, deterministic=True)`` returns (``actions``: a SAC's
+    tanh of its mean, a TD3's or DDPG's actor output, unscaled to the action space's bounds; a PPO's or A2C's Gaussian
+    mean, clipped to them).
 
     The file is written only if the check passes: on a seeded sample of observations (half from a rollout of ``env``
-    with random actions, half sampled from the observation space), its greedy actions equal
-    ``DQN.load(path).predict(obs, deterministic=True)`` and its Q-values the torch Q-network's within ``tolerance``
-    (relative to ``max(1, |Q|)``).
-    Loads the student with SB3's loader, which unpickles: trusted files only.
+    with random actions, half sampled from the observation space), its output equals SB3's within ``tolerance``
+    (relative to ``max(1, |output|)``): the values of SB3's torch network, whose argmax must also equal ``predict``'s
+    actions, or ``predict``'s actions themselves.
+    Loads the student with SB3's loader (``DQN.load``, ``SAC.load``, ...), which unpickles: trusted files only.
 
-    :param path: The student's zip (DQN or DistilledDQN)
+    :param path: The student's zip (a DistilledDQN, DistilledQRDQN, DistilledPPO, DistilledSAC or DistilledTD3, or the
+        SB3 algorithm's own)
     :param export_format: ``onnx`` (torch.onnx.export, run with onnxruntime) or ``torchscript`` (torch.jit.trace)
     :param output: The file to write (None: ``path`` with ``.onnx`` or ``.pt``)
     :param env: The env of the check: an env id, a Gymnasium env or a VecEnv (None: the env id recorded beside the zip;
@@ -145,8 +175,8 @@ def export_student(
     :param force: Overwrite ``output`` if it exists
     :param seed: Seed of the check's observations
     :param latency_repeats: Timed calls at batch 1 (a quarter at batch 256); 0: no latency table
-    :param tolerance: Largest ``|Q difference| / max(1, |Q|)`` the check allows (default ``Q_TOLERANCE``, 1e-5; float32
-        sums over wide layers, e.g. a [256, 256] teacher's, can differ between runtimes by a few 1e-5)
+    :param tolerance: Largest ``|difference| / max(1, |output|)`` the check allows (default ``Q_TOLERANCE``, 1e-5;
+        float32 sums over wide layers, e.g. a [256, 256] teacher's, can differ between runtimes by a few 1e-5)
     :return: The file, its size, the check's result and the latencies
     """
     if export_format not in EXPORT_FORMATS:
@@ -156,22 +186,21 @@ def export_student(
     output = Path(output) if output is not None else Path(path).with_suffix(EXPORT_FORMATS[export_format])
     if output.exists() and not force:
         raise FileExistsError(f"{str(output)!r} exists: pass --force (force=True) to overwrite it, or another output")
-    check_student_zip(path)
+    family = check_student_zip(path)
     if export_format == "onnx":
         for package in ONNX_PACKAGES:
             import_extra(package)
     env = env if env is not None else recorded_env_id(path)
     env_name = env if isinstance(env, str) or env is None else type(env).__name__
-    model = load_student(path)
+    model, network = load_student(path, family)
     if env is None:
         print(
             f"Note: no env is recorded beside {str(path)!r} (comparison.json) and none was given (--env): the check's "
             f"observations are all sampled from the observation space the zip records, {model.observation_space}"
         )
-    model.policy.set_training_mode(False)
-    observations = check_observations(model, env, n_check, seed)
+    observations = check_observations(model, env, n_check, seed, family.zoo_algo)
     names, threads = input_names(model.observation_space), th.get_num_threads()
-    module = QNetworkModule(model.q_net, names if isinstance(model.observation_space, gym.spaces.Dict) else None).eval()
+    module = ExportedNetwork(network, names if isinstance(model.observation_space, gym.spaces.Dict) else None).eval()
     example = [th.as_tensor(array) for array in input_arrays(select(observations, np.arange(2)), model.observation_space)]
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +210,7 @@ def export_student(
         runners: dict[str, Runner] = {}
         try:
             traced = torchscript_module(module, example)
-            onnx_model = onnx_bytes(module, example, names) if export_format == "onnx" else None
+            onnx_model = onnx_bytes(module, example, names, family.output) if export_format == "onnx" else None
         except MissingExtraError:
             raise
         except Exception as error:  # the exporters fail in many ways on unsupported layers
@@ -193,7 +222,7 @@ def export_student(
         else:
             traced.save(temporary)
             runners["TorchScript"] = torchscript_runner(th.jit.load(temporary))
-        max_difference, max_scaled = check_parity(model, next(iter(runners.values())), observations, output, tolerance)
+        max_difference, max_scaled = check_parity(model, family, next(iter(runners.values())), observations, output, tolerance)
         os.replace(temporary, output)
     finally:
         if os.path.exists(temporary):
@@ -203,10 +232,25 @@ def export_student(
         f"{name}: {array.dtype} (batch, {', '.join(map(str, array.shape[1:]))})"
         for name, array in zip(names, input_arrays(observations, model.observation_space), strict=True)
     ]
-    size = output.stat().st_size
-    result = ExportResult(str(output), export_format, size, inputs, n_check, max_difference, max_scaled, threads=threads)
+    result = ExportResult(
+        path=str(output),
+        format=export_format,
+        algorithm=family.name,
+        output=family.output,
+        size_bytes=output.stat().st_size,
+        inputs=inputs,
+        n_checked=n_check,
+        max_difference=max_difference,
+        max_scaled_difference=max_scaled,
+        threads=threads,
+    )
     print(
-        f"Wrote {output} ({result.size_bytes:,} bytes, {export_format}); inputs: {'; '.join(result.inputs)}; output: q_values"
+        f"Wrote {output} ({result.size_bytes:,} bytes, {export_format}); inputs: {'; '.join(result.inputs)}; "
+        f"output: {family.output}"
+    )
+    label = family.label
+    agreement = (
+        f"greedy actions equal {family.name}.predict" if family.values is not None else f"actions match {family.name}.predict"
     )
     print(
         f"Checked on {n_check} observations ("
@@ -215,8 +259,8 @@ def export_student(
             if env is not None
             else "sampled from the zip's observation space"
         )
-        + f"): greedy actions equal DQN.predict, max |Q difference| {max_difference:.2g}, "
-        f"{max_scaled:.2g} relative to max(1, |Q|) (tolerance {tolerance:g})"
+        + f"): {agreement}, max |{label} difference| {max_difference:.2g}, "
+        f"{max_scaled:.2g} relative to max(1, |{label}|) (tolerance {tolerance:g})"
     )
     if latency_repeats > 0:
         # Both runtimes are timed whatever the format, so the table compares them
@@ -224,9 +268,10 @@ def export_student(
             runners["TorchScript"] = torchscript_runner(traced)
         if "onnxruntime" not in runners:
             try:
-                runners["onnxruntime"] = onnx_runner(onnx_bytes(module, example, names), names, threads)
+                runners["onnxruntime"] = onnx_runner(onnx_bytes(module, example, names, family.output), names, threads)
             except MissingExtraError as error:
                 print(f"(onnxruntime not timed: {error})")
-        result.latency_seconds = _latency(model, runners, observations, latency_repeats)
+        torch_network = (f"torch {family.network_name}", network)
+        result.latency_seconds = _latency(model, torch_network, runners, observations, latency_repeats)
         print(latency_table(result.latency_seconds, threads, latency_repeats))
     return result

@@ -62,6 +62,6 @@ def latency_table(latency: dict[str, dict[int, float]], threads: int, repeats: i
         rows.append(row)
     title = (
         f"Latency on CPU, {threads} thread(s), median of {repeats} calls at batch 1 and "
-        f"{max(repeats // 4, 1)} at larger batches (SB3 predict includes its numpy conversion and argmax):"
+        f"{max(repeats // 4, 1)} at larger batches (SB3 predict includes its numpy conversion and post-processing):"
     )
     return "\n".join([title, header, *rows])

@@ -1,6 +1,6 @@
 """
-The exported network and its two runtimes: a DQN's Q-network on raw observations, written as ONNX (run with
-onnxruntime) or TorchScript (run with ``torch.jit.load``).
+The exported network and its two runtimes: a student's network on raw observations (one input per observation key),
+written as ONNX (run with onnxruntime) or TorchScript (run with ``torch.jit.load``).
 """
 
 import contextlib
@@ -21,7 +21,8 @@ ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # Exported networks take the observation batch first, so the batch size is free
 BATCH_AXIS = "batch"
 
-# A network on the exported inputs (numpy arrays in input order) -> Q-values of shape (batch, n_actions)
+Observations = np.ndarray | dict[str, np.ndarray]
+# A network on the exported inputs (numpy arrays in input order) -> its output, batch first
 Runner = Callable[[list[np.ndarray]], np.ndarray]
 
 
@@ -29,27 +30,28 @@ class MissingExtraError(ImportError):
     """A package of the ``export`` extra is not installed; the message says what to install."""
 
 
-class QNetworkModule(th.nn.Module):
+class ExportedNetwork(th.nn.Module):
     """
-    A DQN's Q-network on raw observations, one positional input per observation key.
+    A student's network on raw observations, one positional input per observation key.
 
-    SB3's ``QNetwork`` preprocesses its input itself (``preprocess_obs``: images / 255 when ``normalize_images``,
-    one-hot Discrete and MultiDiscrete, casts to float), then its features extractor flattens or combines the
-    inputs: all of it is traced into the exported graph, so the runtime is fed the env's observations as they are.
+    SB3's networks preprocess their input themselves (``preprocess_obs`` in ``extract_features``: images / 255 when
+    ``normalize_images``, one-hot Discrete and MultiDiscrete, casts to float), then their features extractor flattens
+    or combines the inputs: all of it is traced into the exported graph, so the runtime is fed the env's observations
+    as they are.
 
-    :param q_net: The DQN's ``q_net``
+    :param network: Observations (a tensor, or a dict of them by key) -> the output (a DQN's ``q_net``, ...)
     :param keys: A Dict observation's keys, in input order (None: one input, the observation)
     """
 
-    def __init__(self, q_net: th.nn.Module, keys: list[str] | None = None):
+    def __init__(self, network: th.nn.Module, keys: list[str] | None = None):
         super().__init__()
-        self.q_net = q_net
+        self.network = network
         self.keys = keys
 
     def forward(self, *observations: th.Tensor) -> th.Tensor:
         if self.keys is None:
-            return self.q_net(observations[0])
-        return self.q_net(dict(zip(self.keys, observations, strict=True)))
+            return self.network(observations[0])
+        return self.network(dict(zip(self.keys, observations, strict=True)))
 
 
 def input_names(observation_space: spaces.Space) -> list[str]:
@@ -64,7 +66,7 @@ def input_spaces(observation_space: spaces.Space) -> list[spaces.Space]:
     return [observation_space]
 
 
-def input_arrays(observations: np.ndarray | dict[str, np.ndarray], observation_space: spaces.Space) -> list[np.ndarray]:
+def input_arrays(observations: Observations, observation_space: spaces.Space) -> list[np.ndarray]:
     """A batch of observations as the exported inputs take it: arrays in input order, in the space's dtype."""
     batches = (
         [observations[key] for key in input_names(observation_space)] if isinstance(observations, dict) else [observations]
@@ -98,9 +100,9 @@ def quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def onnx_bytes(module: QNetworkModule, example: list[th.Tensor], names: list[str]) -> bytes:
+def onnx_bytes(module: ExportedNetwork, example: list[th.Tensor], names: list[str], output: str) -> bytes:
     """
-    The module as an ONNX model, one file, with a dynamic batch axis on every input and on the Q-values.
+    The module as an ONNX model, one file, with a dynamic batch axis on every input and on the output.
 
     ``torch.onnx.export``'s default exporter (``dynamo=True``, torch.export) needs ``onnxscript``; the older
     TorchScript-based exporter is deprecated since torch 2.9.
@@ -108,6 +110,7 @@ def onnx_bytes(module: QNetworkModule, example: list[th.Tensor], names: list[str
     :param module: The network
     :param example: An example batch (at least 2 observations: torch.export specializes a batch of 1)
     :param names: The inputs' names
+    :param output: The output's name
     """
     for package in ONNX_PACKAGES[:2]:
         import_extra(package)
@@ -118,7 +121,7 @@ def onnx_bytes(module: QNetworkModule, example: list[th.Tensor], names: list[str
             tuple(example),
             dynamo=True,
             input_names=names,
-            output_names=["q_values"],
+            output_names=[output],
             dynamic_shapes=(tuple({0: batch} for _ in example),),
             verbose=False,
         )
@@ -149,7 +152,7 @@ def onnx_runner(model: str | os.PathLike | bytes, names: list[str], threads: int
     return run
 
 
-def torchscript_module(module: QNetworkModule, example: list[th.Tensor]) -> th.jit.ScriptModule:
+def torchscript_module(module: ExportedNetwork, example: list[th.Tensor]) -> th.jit.ScriptModule:
     """The module traced by ``torch.jit.trace`` (its forward has no data-dependent branch)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", th.jit.TracerWarning)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.envs import IdentityEnvMultiDiscrete
 
 from sb3_distill.cli import main
 from sb3_distill.config import zoo_configs_dir
@@ -182,7 +183,7 @@ CASES = {
         (["{files}/folder"], "folder"),
         (["{files}/text.zip"], "text.zip"),
         (["{files}/no_policy.zip"], "no_policy.zip"),
-        (["{files}/ppo_pendulum.zip"], "ppo_pendulum.zip"),
+        (["{files}/ppo_multi_discrete.zip"], "ppo_multi_discrete.zip"),
         (["{files}/nan_student.zip"], "nan_student.zip"),
         (["--format", "tflite"], "'tflite'"),
         (["--n-check", "1"], "n_check"),
@@ -245,6 +246,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     student.save(folder / "nan_student.zip")
     shutil.copy(folder / "nan_student.zip", folder / "nan_teacher.zip")
     PPO("MlpPolicy", "Pendulum-v1", n_steps=64, policy_kwargs=dict(net_arch=[8])).save(folder / "ppo_pendulum.zip")
+    # A zip that export refuses: an actor-critic with MultiDiscrete actions
+    multi_discrete = PPO("MlpPolicy", IdentityEnvMultiDiscrete(2), n_steps=64, policy_kwargs=dict(net_arch=[8]))
+    multi_discrete.save(folder / "ppo_multi_discrete.zip")
     for name, comparison in {
         "run_with_bad_comparison": "{not json",
         "run_with_wrong_env": json.dumps({"env_id": 42}),

@@ -60,6 +60,7 @@ _MODULE_ALGORITHMS = {
     "sb3_contrib.common.maskable.policies": "MaskablePPO",
     "stable_baselines3.sac.policies": "SAC",
     "sb3_contrib.tqc.policies": "TQC",
+    "sb3_contrib.common.recurrent.policies": "RecurrentPPO",
 }
 _ACTIVATIONS = frozenset({"ReLU", "Tanh", "ELU", "LeakyReLU", "SELU", "SiLU", "GELU", "Mish", "Sigmoid", "Softplus"})
 _ACTIVATION_MODULES = ("torch.nn.modules.activation.", "torch.nn.")
@@ -221,6 +222,21 @@ def td3_algorithm(data: dict[str, Any]) -> str:
     return "DDPG" if data.get("policy_delay") == 1 and data.get("target_noise_clip") == 0.0 else "TD3"
 
 
+def saving_algorithm(module: str, data: dict[str, Any]) -> str | None:
+    """
+    Which algorithm saved a zip, from its policy class's module and the settings it saved (readable JSON).
+
+    :param module: The module of the zip's policy class (``data["policy_class"]["__module__"]``)
+    :param data: The zip's ``data``
+    :return: The algorithm's name (``DQN``, ``PPO``, ``DDPG``, ...), None for a module of no SB3 or sb3-contrib policy
+    """
+    if module == "stable_baselines3.common.policies":
+        return actor_critic_algorithm(data)
+    if module == "stable_baselines3.td3.policies":
+        return td3_algorithm(data)
+    return _MODULE_ALGORITHMS.get(module)
+
+
 def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observation_space: spaces.Space) -> tuple[type, str]:
     """SB3's policy class named by the readable fields of ``policy_class``, and the algorithm that uses it."""
     record = _readable(data.get("policy_class"), "policy_class")
@@ -240,12 +256,9 @@ def _policy_class(data: dict[str, Any], state_dict: dict[str, th.Tensor], observ
         name = names["MultiInput"]
     else:  # the name is not written: SB3's Cnn policies differ from the Mlp ones by their features extractor
         name = names["Cnn" if any(".cnn." in key for key in state_dict) else "Mlp"]
-    if module == "stable_baselines3.common.policies":
-        algorithm = actor_critic_algorithm(data)
-    elif module == "stable_baselines3.td3.policies":
-        algorithm = td3_algorithm(data)
-    else:
-        algorithm = _MODULE_ALGORITHMS[module]
+    algorithm = saving_algorithm(module, data)
+    if algorithm is None:  # every module of _POLICY_CLASSES has its algorithm
+        raise UnreadableField(f"no algorithm is known to save policies of {module}")
     try:
         return getattr(importlib.import_module(module), name), algorithm
     except ImportError as error:
