@@ -329,7 +329,6 @@ def aggregate(
     trained: dict[str, list[dict[str, Any]]],
     output_dir: Path,
     reference_episodes: int,
-    variant: bool,
 ) -> tuple[list[dict[str, Any]], tuple[Any, ...]]:
     """The table's rows (per env: the shipped teacher's, each held-out teacher's, the held-out ones together) and
     plot_curves' arguments, from the recorded runs (each teacher's runs.csv is written on the way)."""
@@ -344,6 +343,8 @@ def aggregate(
         env_rows, shipped_rows, runs_by_teacher, ceilings = [], [], {}, {}
         for spec in env_specs:
             folder = output_dir / env_id.replace("/", "-") / spec["name"]
+            if not (folder / "runs").is_dir():
+                continue
             reference, jobs = student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes, args.hyperparams)
             results = run_all(jobs, args.n_jobs, lambda line: None, train=False)
             if not results:
@@ -354,7 +355,7 @@ def aggregate(
             row = table_row(env_id, spec["name"], reference, runs, f"{config}, seed {spec['seed']}")
             ceilings[spec["name"]] = ceiling(spec, reference)
             row.update(ceiling_columns(ceilings[spec["name"]]))
-            if spec["name"] == SHIPPED:  # a variant's run on the shipped teacher
+            if spec["name"] == SHIPPED:  # this output's runs on the shipped teacher
                 shipped_rows.append(row)
             else:
                 env_rows.append(row)
@@ -366,7 +367,7 @@ def aggregate(
         if not env_rows and not shipped_rows:
             continue
         curve_envs.append(env_id)
-        if not variant and not args.smoke:
+        if not shipped_rows and not args.smoke:  # no runs of this output on the shipped teacher
             shipped_rows = [row for row in [shipped_row(env_id)] if row]
             for row in shipped_rows:
                 row.update(ceiling_columns(ceiling(teacher_specs(env_id, Path(), shipped=True)[0], row)))
@@ -397,6 +398,9 @@ def parse_args() -> argparse.Namespace:
         "n_timesteps:60000); the students also run on the shipped teacher (the table's shipped row is then this "
         "variant's, not sample_efficiency_v2's). Give each variant its own --output-dir",
     )  # fmt: skip
+    parser.add_argument("--run-shipped", action="store_true", help="Run the students on the shipped teacher too, for "
+                        "its row (always with -params; without, its row is this output's runs on it where recorded, "
+                        "else sample_efficiency_v2's)")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="Tiny budgets (CartPole-v1 only, 2 seeds): seconds")
     args = parser.parse_args()
     if "teacher" in args.hyperparams:
@@ -412,14 +416,14 @@ def main() -> None:
     reference_episodes = 2 if args.smoke else REFERENCE_EPISODES
     start = time.perf_counter()
     teachers_dir = Path(args.teachers_dir) if args.teachers_dir else output_dir / "teachers"
-    variant = bool(args.hyperparams)
-    specs = {env_id: teacher_specs(env_id, teachers_dir, shipped=variant) for env_id in args.envs}
+    run_shipped = bool(args.hyperparams) or args.run_shipped
+    specs = {env_id: teacher_specs(env_id, teachers_dir, shipped=True) for env_id in args.envs}
 
     if args.stage in ("teachers", "all"):
         print(f"Teachers ({args.n_jobs} at a time) in {display_path(teachers_dir)}")
         with ThreadPoolExecutor(max_workers=args.n_jobs) as executor:
             futures = [executor.submit(train_teacher, spec, args.smoke, print) for env_specs in specs.values()
-                       for spec in env_specs]  # fmt: skip
+                       for spec in env_specs if spec["name"] != SHIPPED]  # fmt: skip
             for future in futures:
                 print(future.result(), flush=True)
 
@@ -432,11 +436,12 @@ def main() -> None:
             if missing:
                 print(f"{env_id}: no students for {missing}: not trained yet (--stage teachers)")
             for spec in env_specs:
-                jobs += student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes, args.hyperparams)[1]
+                if spec["name"] != SHIPPED or run_shipped:
+                    jobs += student_jobs(spec, output_dir, args.seeds, args.smoke, reference_episodes, args.hyperparams)[1]
         print(f"Students ({CONSTANT}, {args.seeds} seeds per teacher)")
         run_all(jobs, args.n_jobs, lambda line: print(line, flush=True))
 
-    rows, curves = aggregate(args, trained, output_dir, reference_episodes, variant)
+    rows, curves = aggregate(args, trained, output_dir, reference_episodes)
     if not rows:
         print("No student runs recorded yet: nothing to aggregate")
         return
@@ -448,7 +453,7 @@ def main() -> None:
         {"command": command_line(), "machine": machine_description(), "torch_threads_per_run": 1, "seeds": args.seeds,
          "arm": CONSTANT, "recipe": "zoo_configs/distilled_dqn.yml, the env's entry with -params teacher:<held-out>",
          "hyperparams": args.hyperparams,
-         "shipped_teacher_results": display_path(output_dir if variant else SHIPPED_RESULTS),
+         "shipped_teacher_results": display_path(SHIPPED_RESULTS),
          "target": {"final_score_iqm": TARGET_IQM, "final_score_ci_low": TARGET_CI_LOW, "final_score_min": TARGET_MIN},
          "rows": rows, "wall_seconds": round(time.perf_counter() - start, 1)},
         output_dir / "summary.json",
