@@ -32,7 +32,7 @@ def test_project_entry_gives_the_students_constructor_arguments():
     assert recipe.hyperparams["policy_kwargs"] == "dict(net_arch=[64])"  # as written
     assert "n_timesteps" not in recipe.model_kwargs
     student = recipe.make_model(recipe.make_env(seed=0), seed=0)
-    assert isinstance(student, DistilledDQN) and student.batch_size == 64 and student.alpha == 0.9
+    assert isinstance(student, DistilledDQN) and student.batch_size == 64 and student.alpha == 1.0
 
 
 def test_schedules_train_freq_lists_and_policy_kwargs_strings_are_the_zoos(tmp_path):

@@ -210,7 +210,7 @@ def test_default_config_and_shipped_teacher_from_any_directory(tmp_path, monkeyp
                "-params", *TINY) == 0  # fmt: skip
     config = saved_config(tmp_path / "logs" / "distilled_dqn" / "CartPole-v1_1", "CartPole-v1")
     assert Path(config["teacher"]) == (zoo_configs_dir() / "teachers" / "CartPole-v1_dqn.zip").resolve()
-    assert (config["alpha"], config["temperature"]) == (0.9, 1.0)
+    assert (config["alpha"], config["temperature"]) == (1.0, 1.0)
 
 
 def test_optimize_samples_alpha_and_temperature_only_then_replays_a_trial(tmp_path, zoo_teacher):
